@@ -1,0 +1,1 @@
+"""Built-in compute backends for grapheme: numpy (reference), torch, jax."""

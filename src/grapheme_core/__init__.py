@@ -1,0 +1,79 @@
+"""grapheme core: DAG-shaped neural networks with real reverse-mode gradients.
+
+Importing this package imports neither torch nor jax, prints nothing and writes nothing.
+"""
+
+from __future__ import annotations
+
+from .backend import API_VERSION, Backend
+from .checkpoint import load_dagnn, load_embedding, read_checkpoint, save, write_checkpoint
+from .dagnn import DagNN
+from .embedding import Embedding
+from .errors import (
+    BackendLoadError,
+    BackendNotFoundError,
+    CheckpointError,
+    CycleError,
+    GraphemeError,
+    GraphError,
+    IncompatibleBackendError,
+    ShapeError,
+    StateError,
+)
+from .hookspecs import hookimpl
+from .optim import SGD, Adam
+from .plan import ExecutionPlan
+from .protocols import BackwardPass
+from .registry import (
+    BackendInfo,
+    BackendSpec,
+    get_backend,
+    list_backends,
+    register_plugin,
+    unregister_plugin,
+    use_backend,
+)
+from .slices import BrainSlice, CognitiveBrainOrchestrator
+from .types import Activation, EdgeId, InitStrategy, NodeId, NodeKind
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "API_VERSION",
+    "SGD",
+    "Activation",
+    "Adam",
+    "Backend",
+    "BackendInfo",
+    "BackendLoadError",
+    "BackendNotFoundError",
+    "BackendSpec",
+    "BackwardPass",
+    "BrainSlice",
+    "CheckpointError",
+    "CognitiveBrainOrchestrator",
+    "CycleError",
+    "DagNN",
+    "EdgeId",
+    "Embedding",
+    "ExecutionPlan",
+    "GraphError",
+    "GraphemeError",
+    "IncompatibleBackendError",
+    "InitStrategy",
+    "NodeId",
+    "NodeKind",
+    "ShapeError",
+    "StateError",
+    "get_backend",
+    "hookimpl",
+    "list_backends",
+    "load_dagnn",
+    "load_embedding",
+    "read_checkpoint",
+    "register_plugin",
+    "save",
+    "unregister_plugin",
+    "use_backend",
+    "write_checkpoint",
+]

@@ -1,0 +1,99 @@
+"""The kernel protocol every compute backend implements.
+
+A backend never sees Python objects per node: it compiles a whole
+:class:`~grapheme_core.plan.ExecutionPlan` once (per structural version) into whatever
+suits it, then runs forward and backward over levels. Parameters are backend-native
+arrays owned by the model; the model only moves them through the methods below.
+
+Arrays returned by a method may be new objects or updated inputs; callers always use the
+return value (that is what lets an immutable-array backend such as JAX fit).
+
+``grapheme_backends.numpy_backend.NumpyBackend`` is the complete reference
+implementation; a new backend can subclass it and override piecemeal.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .plan import ExecutionPlan
+
+#: Version of this protocol. Plugins declare the version they implement in their
+#: ``BackendSpec``; a different major version is refused with ``IncompatibleBackendError``.
+API_VERSION = "1.0"
+
+Array = Any  # a backend-native array (numpy.ndarray, torch.Tensor, jax.Array, ...)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    api_version: str
+
+    # -- conversion and bookkeeping -------------------------------------------------
+    def asarray(self, value: Any, dtype: str) -> Array:
+        """Host data (or a native array) as a native array of ``dtype`` (float32/float64)."""
+
+    def to_numpy(self, value: Array) -> np.ndarray:
+        """A host NumPy copy of ``value``."""
+
+    def zeros(self, shape: tuple[int, ...], dtype: str) -> Array: ...
+
+    def concat(self, first: Array, second: Array) -> Array:
+        """Concatenate along axis 0 (used when the graph grows)."""
+
+    def take(self, value: Array, index: np.ndarray) -> Array:
+        """Rows ``value[index]`` (used to compact after removals)."""
+
+    def add(self, first: Array, second: Array) -> Array:
+        """``first + second``; may update ``first`` in place."""
+
+    def scale(self, value: Array, factor: float) -> Array:
+        """``value * factor``; may update in place."""
+
+    def sum_squares(self, value: Array) -> float: ...
+
+    # -- the DagNN kernels ----------------------------------------------------------
+    def compile(self, plan: ExecutionPlan, dtype: str) -> Any:
+        """Prepare kernels for one plan; called once per structural version."""
+
+    def forward(self, compiled: Any, weight: Array, bias: Array, x: Array) -> tuple[Array, Any]:
+        """``x`` is ``[B, n_inputs]``; returns ``([B, n_outputs], cache for backward)``.
+
+        ``weight`` is ordered like the model's edges, ``bias`` like its node slots.
+        """
+
+    def backward(
+        self, compiled: Any, weight: Array, bias: Array, cache: Any, grad_out: Array
+    ) -> tuple[Array, Array, Array]:
+        """Reverse pass for ``dL/dy = grad_out`` (``[B, n_outputs]``).
+
+        Returns ``(dL/dweight [E], dL/dbias [N], dL/dx [B, n_inputs])``; the bias
+        gradient of input nodes is zero. Gradients are returned, not accumulated.
+        """
+
+    # -- optimizers -----------------------------------------------------------------
+    def sgd_step(self, param: Array, grad: Array, lr: float) -> Array: ...
+
+    def adam_step(
+        self,
+        param: Array,
+        grad: Array,
+        m: Array,
+        v: Array,
+        step: int,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+    ) -> tuple[Array, Array, Array]:
+        """One bias-corrected Adam update (``step`` counts from 1); returns (param, m, v)."""
+
+    # -- embeddings -----------------------------------------------------------------
+    def gather_rows(self, table: Array, index: np.ndarray) -> Array:
+        """``table[index]`` for integer ``index`` of any length."""
+
+    def scatter_add_rows(self, table: Array, index: np.ndarray, rows: Array) -> Array:
+        """``table[index] += rows`` where repeated indices add up."""

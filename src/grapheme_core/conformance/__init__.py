@@ -1,0 +1,1 @@
+"""The backend conformance suite (shipped in the wheel); see docs/backends.md."""

@@ -1,0 +1,514 @@
+"""DagNN: a neural network whose topology is a growing directed acyclic graph.
+
+Structure (ids, kinds, activations, edges) lives on the host in :class:`GraphStructure`;
+parameters, gradients and optimizer state are backend-native arrays; the
+:class:`ExecutionPlan` is recompiled lazily whenever the structure's version moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import init as _init
+from .backend import Backend
+from .errors import GraphError, ShapeError, StateError
+from .optim import Adam, Optimizer, parse_optimizer
+from .plan import ExecutionPlan, compile_plan
+from .registry import get_backend
+from .structure import GraphStructure
+from .types import Activation, EdgeId, InitStrategy, NodeId, NodeKind
+
+_DTYPES = ("float32", "float64")
+_DEFAULT_ACTIVATION = {
+    NodeKind.INPUT: Activation.LINEAR,
+    NodeKind.HIDDEN: Activation.RELU,
+    NodeKind.OUTPUT: Activation.LINEAR,
+}
+# parameter groups and the axis they follow
+_EDGE, _NODE = "weight", "bias"
+
+
+class DagNN:
+    """A DAG-shaped network trained by reverse-mode gradients on a pluggable backend.
+
+    ``backend``: a name, a Backend instance, or ``None`` for the default resolution.
+    ``init``: how new edge weights are drawn (biases start at zero); ``optimizer``:
+    ``"sgd"``, ``"adam"`` or an :mod:`grapheme_core.optim` object, used by :meth:`step`.
+    """
+
+    def __init__(
+        self,
+        backend: str | Backend | None = None,
+        dtype: str = "float32",
+        seed: int = 0,
+        *,
+        init: InitStrategy | str = InitStrategy.XAVIER,
+        optimizer: Optimizer | str | None = None,
+    ) -> None:
+        dtype = _dtype_name(dtype)
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.backend: Backend = get_backend(backend)
+        self.dtype = dtype
+        self.seed = int(seed)
+        self.init = InitStrategy.parse(init)
+        self.optimizer: Optimizer = parse_optimizer(optimizer)
+        self._rng = np.random.default_rng(self.seed)
+        self._structure = GraphStructure()
+        b = self.backend
+        self._params: dict[str, Any] = {_EDGE: b.zeros((0,), dtype), _NODE: b.zeros((0,), dtype)}
+        self._grads: dict[str, Any] = {_EDGE: b.zeros((0,), dtype), _NODE: b.zeros((0,), dtype)}
+        self._moments: dict[str, dict[str, Any]] = {_EDGE: {}, _NODE: {}}
+        self._steps = 0
+        self._plan: ExecutionPlan | None = None
+        self._compiled: Any = None
+        self._last_forward: tuple[int, Any, int, bool] | None = None  # version, cache, B, 1-D
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_text(cls, text: str, **kwargs: Any) -> DagNN:
+        """One INPUT node per code point, in order, chained by edges of weight 1.0."""
+        dag = cls(**kwargs)
+        ids = dag.add_nodes(len(text), NodeKind.INPUT)
+        if len(ids) > 1:
+            dag.add_edges(ids[:-1], ids[1:], weights=1.0)
+        return dag
+
+    def add_input(self, activation: Activation | str = Activation.LINEAR) -> NodeId:
+        return int(self.add_nodes(1, NodeKind.INPUT, activation)[0])
+
+    def add_hidden(self, activation: Activation | str = Activation.RELU) -> NodeId:
+        return int(self.add_nodes(1, NodeKind.HIDDEN, activation)[0])
+
+    def add_output(self, activation: Activation | str = Activation.LINEAR) -> NodeId:
+        return int(self.add_nodes(1, NodeKind.OUTPUT, activation)[0])
+
+    def add_nodes(
+        self,
+        count: int,
+        kind: NodeKind | str = NodeKind.HIDDEN,
+        activation: Activation | str | None = None,
+    ) -> np.ndarray:
+        """Add ``count`` nodes of one kind; returns their ids (consecutive, never reused)."""
+        kind = NodeKind[kind.upper()] if isinstance(kind, str) else NodeKind(kind)
+        act = _DEFAULT_ACTIVATION[kind] if activation is None else Activation.parse(activation)
+        count = int(count)
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        ids = self._structure.add_nodes(count, kind, act)
+        self._grow(_NODE, np.zeros(count))
+        return ids
+
+    def add_edge(self, src: NodeId, dst: NodeId, weight: float | None = None) -> EdgeId:
+        """Add one edge ``src -> dst``; ``CycleError`` (graph unchanged) if it closes a cycle."""
+        return int(self.add_edges([src], [dst], None if weight is None else [weight])[0])
+
+    def add_edges(self, src: Any, dst: Any, weights: Any = None) -> np.ndarray:
+        """Add many edges at once (multi-edges allowed). All or nothing: on any error
+        (unknown node, cycle, bad weights) the graph is left exactly as it was."""
+        src_a = _int_array(src, "src")
+        dst_a = _int_array(dst, "dst")
+        if src_a.shape != dst_a.shape:
+            raise ShapeError(
+                f"src and dst must have the same length, got {src_a.size} and {dst_a.size}"
+            )
+        k = src_a.shape[0]
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64)
+            if w.ndim == 0:
+                w = np.full(k, float(w))
+            if w.shape != (k,):
+                raise ShapeError(
+                    f"weights must be a scalar or have length {k}, got shape {w.shape}"
+                )
+            if not np.all(np.isfinite(w)):
+                raise GraphError("edge weights must be finite")
+        if k == 0:
+            return np.zeros(0, dtype=np.int64)
+        self._structure.check_new_edges(src_a, dst_a)
+        if weights is None:
+            w = self._draw_weights(src_a, dst_a)
+        ids = self._structure.add_edges(src_a, dst_a)
+        self._grow(_EDGE, w)
+        return ids
+
+    def _draw_weights(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        s = self._structure
+        n = s.node_count
+        new_src, new_dst = s.node_slots(src), s.node_slots(dst)
+        fan_in = np.bincount(s.dst_slots(), minlength=n) + np.bincount(new_dst, minlength=n)
+        fan_out = np.bincount(s.src_slots(), minlength=n) + np.bincount(new_src, minlength=n)
+        return _init.draw(self._rng, self.init, fan_in[new_dst], fan_out[new_src])
+
+    # -- removal ---------------------------------------------------------------------
+    def remove_edge(self, eid: EdgeId) -> None:
+        """Remove one edge; every other id, gradient and optimizer state is kept."""
+        self.remove_edges([eid])
+
+    def remove_edges(self, eids: Any) -> None:
+        ids = _int_array(eids, "edge ids")
+        slots = self._structure.edge_slots(ids)
+        keep = self._structure.remove_edges(slots)
+        self._compact(_EDGE, np.flatnonzero(keep))
+
+    def remove_node(self, nid: NodeId) -> None:
+        """Remove a node and its edges. Other node ids are never renumbered."""
+        slot = int(self._structure.node_slots(np.array([int(nid)]))[0])
+        node_keep, edge_keep = self._structure.remove_node(slot)
+        self._compact(_EDGE, np.flatnonzero(edge_keep))
+        self._compact(_NODE, np.flatnonzero(node_keep))
+
+    # -- structure queries -----------------------------------------------------------
+    @property
+    def version(self) -> int:
+        """Bumps on every structural edit; the plan is recompiled when it moves."""
+        return self._structure.version
+
+    @property
+    def input_nodes(self) -> list[NodeId]:
+        return self._structure.nodes_of_kind(NodeKind.INPUT).tolist()
+
+    @property
+    def output_nodes(self) -> list[NodeId]:
+        return self._structure.nodes_of_kind(NodeKind.OUTPUT).tolist()
+
+    @property
+    def hidden_nodes(self) -> list[NodeId]:
+        return self._structure.nodes_of_kind(NodeKind.HIDDEN).tolist()
+
+    @property
+    def node_count(self) -> int:
+        return self._structure.node_count
+
+    @property
+    def edge_count(self) -> int:
+        return self._structure.edge_count
+
+    @property
+    def num_parameters(self) -> int:
+        """Edge weights plus the biases of hidden and output nodes."""
+        s = self._structure
+        return s.edge_count + int(np.count_nonzero(s.kinds != NodeKind.INPUT))
+
+    def nodes(self) -> np.ndarray:
+        """Live node ids, ascending (the order of the bias vector)."""
+        return self._structure.node_ids.copy()
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(edge_ids, src, dst)`` in the order of the weight vector."""
+        s = self._structure
+        return s.edge_ids.copy(), s.src.copy(), s.dst.copy()
+
+    def node_kind(self, nid: NodeId) -> NodeKind:
+        return NodeKind(int(self._structure.kinds[self._slot(nid)]))
+
+    def activation(self, nid: NodeId) -> Activation:
+        return Activation(int(self._structure.activations[self._slot(nid)]))
+
+    def _slot(self, nid: NodeId) -> int:
+        return int(self._structure.node_slots(np.array([int(nid)]))[0])
+
+    @property
+    def plan(self) -> ExecutionPlan:
+        """The execution plan of the current structure (compiled on demand, cached)."""
+        if self._plan is None or self._plan.version != self._structure.version:
+            self._plan = compile_plan(self._structure)
+            self._compiled = None
+        return self._plan
+
+    def _compiled_plan(self) -> Any:
+        plan = self.plan
+        if self._compiled is None:
+            self._compiled = self.backend.compile(plan, self.dtype)
+        return self._compiled
+
+    # -- forward / backward ----------------------------------------------------------
+    def forward(self, x: Any) -> np.ndarray:
+        """``x``: ``[B, n_inputs]`` or ``[n_inputs]`` (columns follow ``input_nodes``).
+        Returns ``[B, n_outputs]`` (or ``[n_outputs]``) as NumPy, columns follow ``output_nodes``."""
+        n_in = len(self._structure.nodes_of_kind(NodeKind.INPUT))
+        shape = tuple(getattr(x, "shape", np.shape(x)))
+        one_d = len(shape) == 1
+        if not (one_d and shape[0] == n_in) and not (len(shape) == 2 and shape[1] == n_in):
+            raise ShapeError(
+                f"forward expects x of shape [batch, {n_in}] or [{n_in}] (one column per input "
+                f"node, in the order of input_nodes); got shape {shape}"
+            )
+        x_host = _to_host(self.backend, x)
+        xb = self.backend.asarray(x_host[None, :] if one_d else x_host, self.dtype)
+        compiled = self._compiled_plan()
+        y, cache = self.backend.forward(compiled, self._params[_EDGE], self._params[_NODE], xb)
+        batch = 1 if one_d else shape[0]
+        self._last_forward = (self._structure.version, cache, batch, one_d)
+        out = self.backend.to_numpy(y)
+        return out[0] if one_d else out
+
+    __call__ = forward
+
+    def backward_accumulate(self, grad: Any) -> np.ndarray:
+        """ADD the gradients of the last forward into the parameter gradients.
+
+        ``grad`` is ``dL/dy``: an array ``[B, n_outputs]`` (``[n_outputs]`` after a 1-D
+        forward) or a mapping ``{output NodeId: [B]}`` (missing outputs get zero).
+        Returns ``dL/dx`` as NumPy, shaped like the forward input.
+        """
+        if self._last_forward is None:
+            raise StateError("backward_accumulate needs a forward() first")
+        version, cache, batch, one_d = self._last_forward
+        if version != self._structure.version:
+            raise StateError(
+                "the graph was edited after the last forward(); run forward() again "
+                "before backward_accumulate()"
+            )
+        g = self._grad_matrix(grad, batch, one_d)
+        compiled = self._compiled_plan()
+        gw, gb, gx = self.backend.backward(
+            compiled,
+            self._params[_EDGE],
+            self._params[_NODE],
+            cache,
+            self.backend.asarray(g, self.dtype),
+        )
+        self._grads[_EDGE] = self.backend.add(self._grads[_EDGE], gw)
+        self._grads[_NODE] = self.backend.add(self._grads[_NODE], gb)
+        gx = self.backend.to_numpy(gx)
+        return gx[0] if one_d else gx
+
+    def _grad_matrix(self, grad: Any, batch: int, one_d: bool) -> np.ndarray:
+        outputs = self._structure.nodes_of_kind(NodeKind.OUTPUT)
+        n_out = outputs.shape[0]
+        if isinstance(grad, Mapping):
+            g = np.zeros((batch, n_out), dtype=np.float64)
+            for nid, values in grad.items():
+                col = np.searchsorted(outputs, int(nid))
+                if col >= n_out or outputs[col] != int(nid):
+                    raise GraphError(f"gradient given for node {nid}, which is not an output node")
+                v = np.asarray(values, dtype=np.float64).reshape(-1)
+                if v.shape[0] not in (1, batch):
+                    raise ShapeError(
+                        f"gradient for output {nid} must have {batch} values (one per batch row), "
+                        f"got {v.shape[0]}"
+                    )
+                g[:, col] = v
+            return g
+        g = _to_host(self.backend, grad).astype(np.float64, copy=False)
+        expected = (n_out,) if one_d else (batch, n_out)
+        if g.shape != expected:
+            raise ShapeError(
+                f"backward_accumulate expects dL/dy of shape {list(expected)} (like the last "
+                f"forward's output) or a mapping {{output node id: [batch]}}; got shape {list(g.shape)}"
+            )
+        return g[None, :] if one_d else g
+
+    # -- BackwardPass: gradients and optimizer ----------------------------------------
+    def zero_grad(self) -> None:
+        b = self.backend
+        self._grads = {k: b.zeros((self._count(k),), self.dtype) for k in (_EDGE, _NODE)}
+
+    def gradient_norm(self) -> float:
+        """L2 norm of all parameter gradients together."""
+        return float(np.sqrt(sum(self.backend.sum_squares(g) for g in self._grads.values())))
+
+    def clip_gradients(self, max_norm: float) -> float:
+        """Scale gradients so their joint L2 norm is at most ``max_norm``; returns the norm before."""
+        if not max_norm > 0:
+            raise ValueError(f"max_norm must be > 0, got {max_norm}")
+        norm = self.gradient_norm()
+        if norm > max_norm:
+            factor = max_norm / (norm + 1e-12)
+            self._grads = {k: self.backend.scale(g, factor) for k, g in self._grads.items()}
+        return norm
+
+    def step(self, lr: float) -> None:
+        """Apply one optimizer update from the accumulated gradients (they are kept)."""
+        lr = float(lr)
+        if not np.isfinite(lr) or lr < 0:
+            raise ValueError(f"learning rate must be a finite number >= 0, got {lr}")
+        b = self.backend
+        self._steps += 1
+        opt = self.optimizer
+        for key in (_EDGE, _NODE):
+            if isinstance(opt, Adam):
+                state = self._moments[key]
+                if not state:
+                    state["m"] = b.zeros((self._count(key),), self.dtype)
+                    state["v"] = b.zeros((self._count(key),), self.dtype)
+                self._params[key], state["m"], state["v"] = b.adam_step(
+                    self._params[key],
+                    self._grads[key],
+                    state["m"],
+                    state["v"],
+                    self._steps,
+                    lr,
+                    opt.beta1,
+                    opt.beta2,
+                    opt.eps,
+                )
+            else:
+                self._params[key] = b.sgd_step(self._params[key], self._grads[key], lr)
+
+    # -- parameters --------------------------------------------------------------------
+    def get_parameters(self) -> dict[str, np.ndarray]:
+        """``{"weight": [E], "bias": [N]}`` as NumPy copies (order of edges() / nodes())."""
+        return {k: self.backend.to_numpy(v) for k, v in self._params.items()}
+
+    def get_gradients(self) -> dict[str, np.ndarray]:
+        return {k: self.backend.to_numpy(v) for k, v in self._grads.items()}
+
+    def set_parameters(self, params: Mapping[str, Any]) -> None:
+        """Replace ``weight`` and/or ``bias``; shapes must match, values must be finite."""
+        unknown = set(params) - {_EDGE, _NODE}
+        if unknown:
+            raise KeyError(f"unknown parameter group(s) {sorted(unknown)}; use 'weight' and 'bias'")
+        staged = {}
+        for key, value in params.items():
+            arr = np.asarray(value, dtype=np.float64)
+            expected = (self._count(key),)
+            if arr.shape != expected:
+                raise ShapeError(f"{key} must have shape {list(expected)}, got {list(arr.shape)}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{key} contains non-finite values")
+            if key == _NODE and np.any(arr[self._structure.kinds == NodeKind.INPUT] != 0):
+                raise ValueError("input nodes have no bias: their entries in 'bias' must be 0")
+            staged[key] = arr
+        for key, arr in staged.items():
+            self._params[key] = self.backend.asarray(arr, self.dtype)
+
+    def _count(self, key: str) -> int:
+        return self._structure.edge_count if key == _EDGE else self._structure.node_count
+
+    def _grow(self, key: str, values: np.ndarray) -> None:
+        b, k = self.backend, values.shape[0]
+        self._params[key] = b.concat(self._params[key], b.asarray(values, self.dtype))
+        self._grads[key] = b.concat(self._grads[key], b.zeros((k,), self.dtype))
+        for name, arr in self._moments[key].items():
+            self._moments[key][name] = b.concat(arr, b.zeros((k,), self.dtype))
+
+    def _compact(self, key: str, keep: np.ndarray) -> None:
+        b = self.backend
+        self._params[key] = b.take(self._params[key], keep)
+        self._grads[key] = b.take(self._grads[key], keep)
+        for name, arr in self._moments[key].items():
+            self._moments[key][name] = b.take(arr, keep)
+
+    # -- persistence -------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(metadata, arrays)``: everything needed to rebuild and continue training."""
+        s = self._structure
+        meta = {
+            "dtype": self.dtype,
+            "backend": self.backend.name,
+            "seed": self.seed,
+            "init": self.init.name,
+            "optimizer": {"name": self.optimizer.name, **_optimizer_fields(self.optimizer)},
+            "optimizer_steps": self._steps,
+            "next_node_id": s.next_node_id,
+            "next_edge_id": s.next_edge_id,
+            "rng": _rng_state(self._rng),
+        }
+        arrays = s.arrays()
+        arrays.update({k: self.backend.to_numpy(v) for k, v in self._params.items()})
+        for key, state in self._moments.items():
+            for name, arr in state.items():
+                arrays[f"{name}_{key}"] = self.backend.to_numpy(arr)
+        return meta, arrays
+
+    @classmethod
+    def from_state(
+        cls,
+        meta: Mapping[str, Any],
+        arrays: Mapping[str, np.ndarray],
+        backend: str | Backend | None = None,
+    ) -> DagNN:
+        opt = meta.get("optimizer", {"name": "sgd"})
+        optimizer = (
+            Adam(**{k: v for k, v in opt.items() if k != "name"})
+            if opt["name"] == "adam"
+            else "sgd"
+        )
+        dag = cls(
+            backend=backend,
+            dtype=meta["dtype"],
+            seed=meta["seed"],
+            init=meta["init"],
+            optimizer=optimizer,
+        )
+        dag._structure = GraphStructure.from_arrays(
+            arrays, meta["next_node_id"], meta["next_edge_id"]
+        )
+        dag._rng.bit_generator.state = meta["rng"]
+        dag._steps = int(meta.get("optimizer_steps", 0))
+        dag.zero_grad()
+        dag.set_parameters({_EDGE: arrays[_EDGE], _NODE: arrays[_NODE]})
+        for key in (_EDGE, _NODE):
+            for name in ("m", "v"):
+                if f"{name}_{key}" in arrays:
+                    arr = np.asarray(arrays[f"{name}_{key}"])
+                    if arr.shape != (dag._count(key),):
+                        raise ShapeError(f"optimizer state {name}_{key} has shape {arr.shape}")
+                    dag._moments[key][name] = dag.backend.asarray(arr, dag.dtype)
+        return dag
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint atomically (see :mod:`grapheme_core.checkpoint`)."""
+        from .checkpoint import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, backend: str | Backend | None = None) -> DagNN:
+        from .checkpoint import load_dagnn
+
+        return load_dagnn(path, backend=backend)
+
+    def to_backend(self, backend: str | Backend) -> DagNN:
+        """A copy of this model (structure, parameters, optimizer state) on another backend."""
+        meta, arrays = self.state()
+        return DagNN.from_state(meta, arrays, backend=backend)
+
+    def __repr__(self) -> str:
+        return (
+            f"DagNN(nodes={self.node_count}, edges={self.edge_count}, inputs={len(self.input_nodes)}, "
+            f"outputs={len(self.output_nodes)}, backend={self.backend.name!r}, dtype={self.dtype!r})"
+        )
+
+
+def _dtype_name(dtype: Any) -> str:
+    try:
+        return str(np.dtype(dtype))
+    except TypeError:
+        return str(dtype)
+
+
+def _to_host(backend: Backend, value: Any) -> np.ndarray:
+    """NumPy view of array-likes; backend-native arrays go through ``to_numpy``."""
+    if isinstance(value, np.ndarray | list | tuple | float | int | np.generic):
+        return np.asarray(value)
+    return np.asarray(backend.to_numpy(value))
+
+
+def _int_array(values: Any, what: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ShapeError(f"{what} must be a 1-D sequence of ids, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise ShapeError(f"{what} must be integer ids, got dtype {arr.dtype}")
+    return arr.astype(np.int64, copy=False)
+
+
+def _optimizer_fields(opt: Optimizer) -> dict[str, float]:
+    return {"beta1": opt.beta1, "beta2": opt.beta2, "eps": opt.eps} if isinstance(opt, Adam) else {}
+
+
+def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    state = rng.bit_generator.state
+    return {k: (int(v) if isinstance(v, np.integer) else v) for k, v in state.items()}

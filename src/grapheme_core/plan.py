@@ -1,0 +1,135 @@
+"""ExecutionPlan: the compiled, level-scheduled form of a DagNN structure.
+
+Nodes are renumbered into *topological positions* sorted by level, so level ``l`` is the
+contiguous block ``level_offsets[l]:level_offsets[l+1]`` of any node-major state array,
+and it only reads positions below ``level_offsets[l]``. Edges are sorted by destination
+position; the edges entering level ``l`` are ``edge_offsets[l]:edge_offsets[l+1]`` and
+form a CSR matrix (rows: the level's nodes, columns: earlier positions).
+
+Node value: ``h = act(bias + sum_in(w * h_src) + x_ext)`` where ``x_ext`` is the external
+input for input nodes (zero elsewhere) and input nodes carry no bias.
+
+The plan is plain host data (NumPy), immutable, shared by every backend; each backend
+turns it into its own kernels once per plan (``Backend.compile``).
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from .structure import GraphStructure
+from .types import Activation, NodeKind
+
+
+@attrs.frozen
+class ActivationGroup:
+    """Rows of one level (relative to the level start) sharing an activation.
+
+    ``rows is None`` means the whole level, so kernels can skip fancy indexing.
+    """
+
+    activation: Activation
+    rows: np.ndarray | None
+
+
+@attrs.frozen(eq=False)
+class ExecutionPlan:
+    version: int
+    num_nodes: int
+    num_edges: int
+    order: np.ndarray  # [N] topo position -> node slot
+    position: np.ndarray  # [N] node slot -> topo position
+    level_offsets: np.ndarray  # [L+1]
+    edge_offsets: np.ndarray  # [L+1] into the destination-sorted edge arrays
+    indptr: np.ndarray  # [N+1] CSR row pointers over topo positions (rows = destinations)
+    edge_order: np.ndarray  # [E] sorted edge -> index into the weight vector
+    edge_src: np.ndarray  # [E] sorted edge -> source topo position
+    edge_row: np.ndarray  # [E] sorted edge -> destination row within its level
+    activation: np.ndarray  # [N] activation code per topo position
+    groups: tuple[tuple[ActivationGroup, ...], ...]  # per level
+    has_bias: np.ndarray  # [N] float 0/1 per topo position (0 for input nodes)
+    input_positions: np.ndarray  # [n_in] topo positions of input nodes, in input order
+    output_positions: np.ndarray  # [n_out]
+
+    @property
+    def num_levels(self) -> int:
+        return self.level_offsets.shape[0] - 1
+
+    @property
+    def num_inputs(self) -> int:
+        return self.input_positions.shape[0]
+
+    @property
+    def num_outputs(self) -> int:
+        return self.output_positions.shape[0]
+
+    def level_nodes(self, level: int) -> slice:
+        return slice(int(self.level_offsets[level]), int(self.level_offsets[level + 1]))
+
+    def level_edges(self, level: int) -> slice:
+        return slice(int(self.edge_offsets[level]), int(self.edge_offsets[level + 1]))
+
+    def level_indptr(self, level: int) -> np.ndarray:
+        """CSR row pointers of level ``level``, starting at 0."""
+        lo, hi = int(self.level_offsets[level]), int(self.level_offsets[level + 1])
+        return self.indptr[lo : hi + 1] - self.indptr[lo]
+
+    def levels(self):
+        """Iterate ``(level, node_slice, edge_slice, groups)`` in forward order."""
+        for lv in range(self.num_levels):
+            yield lv, self.level_nodes(lv), self.level_edges(lv), self.groups[lv]
+
+
+def compile_plan(structure: GraphStructure) -> ExecutionPlan:
+    """Build the plan for the structure's current version (vectorized; ~1 s per 1M edges)."""
+    n = structure.node_count
+    levels = structure.levels()
+    order = np.argsort(levels, kind="stable")
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n, dtype=np.int64)
+    num_levels = int(levels.max()) + 1 if n else 0
+    level_offsets = np.zeros(num_levels + 1, dtype=np.int64)
+    np.cumsum(np.bincount(levels, minlength=num_levels), out=level_offsets[1:])
+
+    src_pos = position[structure.src_slots()]
+    dst_pos = position[structure.dst_slots()]
+    edge_order = np.argsort(dst_pos, kind="stable")
+    sorted_dst = dst_pos[edge_order]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(sorted_dst, minlength=n), out=indptr[1:])
+    edge_offsets = indptr[level_offsets]
+    node_level = levels[order]
+    edge_row = sorted_dst - level_offsets[node_level[sorted_dst]] if sorted_dst.size else sorted_dst
+
+    activation = structure.activations[order].astype(np.int8)
+    kinds = structure.kinds[order]
+    groups = tuple(
+        _groups(activation[level_offsets[lv] : level_offsets[lv + 1]]) for lv in range(num_levels)
+    )
+    slot_of = structure.node_slots
+    return ExecutionPlan(
+        version=structure.version,
+        num_nodes=n,
+        num_edges=structure.edge_count,
+        order=order,
+        position=position,
+        level_offsets=level_offsets,
+        edge_offsets=edge_offsets,
+        indptr=indptr,
+        edge_order=edge_order,
+        edge_src=src_pos[edge_order],
+        edge_row=edge_row,
+        activation=activation,
+        groups=groups,
+        has_bias=(kinds != NodeKind.INPUT).astype(np.float64),
+        input_positions=position[slot_of(structure.nodes_of_kind(NodeKind.INPUT))],
+        output_positions=position[slot_of(structure.nodes_of_kind(NodeKind.OUTPUT))],
+    )
+
+
+def _groups(codes: np.ndarray) -> tuple[ActivationGroup, ...]:
+    present = np.unique(codes)
+    if present.size == 1:
+        return (ActivationGroup(Activation(int(present[0])), None),)
+    return tuple(ActivationGroup(Activation(int(c)), np.flatnonzero(codes == c)) for c in present)

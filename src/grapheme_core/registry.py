@@ -1,0 +1,328 @@
+"""Backend discovery and selection.
+
+Plugins come from the ``grapheme.backends`` entry points (built-ins included) or from
+:func:`register_plugin`. A plugin that fails to import, or whose hook raises, is recorded
+as *broken* and never stops the others from loading. Selection order:
+explicit argument > innermost :func:`use_backend` > ``$GRAPHEME_BACKEND`` > ``numpy``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from .backend import API_VERSION, Backend
+from .errors import BackendLoadError, BackendNotFoundError, IncompatibleBackendError
+
+DEFAULT_BACKEND = "numpy"
+ENV_VAR = "GRAPHEME_BACKEND"
+
+
+def _factory_ok(_inst: Any, _attr: Any, value: Any) -> None:
+    if not (callable(value) or (isinstance(value, str) and ":" in value)):
+        raise ValueError(f"factory must be a callable or 'module:attr', got {value!r}")
+
+
+@attrs.frozen
+class BackendSpec:
+    """What a plugin declares about one backend. Cheap: nothing heavy is imported."""
+
+    name: str = attrs.field(validator=attrs.validators.matches_re(r"^[A-Za-z0-9_.\-]+$"))
+    factory: str | Callable[..., Backend] = attrs.field(validator=_factory_ok)
+    api_version: str = API_VERSION
+    description: str = ""
+    #: importable top-level modules the backend needs (checked without importing them)
+    requires: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: what to run when a requirement is missing
+    install_hint: str = ""
+
+
+@attrs.frozen
+class BackendInfo:
+    """One row of :func:`list_backends`."""
+
+    name: str
+    status: str  # "available" | "unavailable" | "broken" | "incompatible"
+    plugin: str
+    description: str = ""
+    api_version: str = ""
+    detail: str = ""  # the missing modules + install hint, or the error
+
+    @property
+    def available(self) -> bool:
+        return self.status == "available"
+
+
+@attrs.define
+class _Entry:
+    spec: BackendSpec
+    plugin: str
+
+
+class Registry:
+    """All known backend plugins. One process-wide instance lives behind the functions below."""
+
+    def __init__(self, entry_points: bool = True) -> None:
+        self._lock = threading.RLock()
+        self._use_entry_points = entry_points
+        self._loaded = False
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self._entries: dict[str, _Entry] = {}
+        self._broken: dict[str, str] = {}  # plugin name -> error
+        self._instances: dict[tuple[str, tuple[tuple[str, Any], ...]], Backend] = {}
+
+    # -- plugin loading --------------------------------------------------------------
+    def _ensure_loaded(self) -> None:
+        with self._lock:
+            if self._loaded:
+                return
+            self._loaded = True
+            if not self._use_entry_points:
+                return
+            for ep in sorted(
+                importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP),
+                key=lambda e: (e.name != "builtin", e.name),
+            ):
+                try:
+                    plugin = ep.load()
+                except Exception as exc:  # a broken plugin must not break the others
+                    self._broken[ep.name] = f"import of {ep.value!r} failed: {_describe(exc)}"
+                    continue
+                self._register(plugin, ep.name)
+
+    def register_plugin(self, plugin: object, name: str | None = None) -> None:
+        """Register a plugin object programmatically (same path as entry points)."""
+        self._ensure_loaded()
+        with self._lock:
+            self._register(plugin, name or getattr(plugin, "__name__", repr(plugin)))
+
+    def unregister_plugin(self, name: str) -> None:
+        with self._lock:
+            plugin = self._pm.get_plugin(name)
+            if plugin is not None:
+                self._pm.unregister(plugin)
+            self._broken.pop(name, None)
+            for key in [k for k, e in self._entries.items() if e.plugin == name]:
+                del self._entries[key]
+            self._instances = {k: v for k, v in self._instances.items() if k[0] in self._entries}
+
+    def _register(self, plugin: object, name: str) -> None:
+        try:
+            self._pm.register(plugin, name=name)
+            impls = [
+                i for i in self._pm.hook.grapheme_backends.get_hookimpls() if i.plugin_name == name
+            ]
+            specs: list[BackendSpec] = []
+            for impl in impls:
+                result = impl.function()
+                for spec in result or []:
+                    if not isinstance(spec, BackendSpec):
+                        raise TypeError(f"hook returned {type(spec).__name__}, not BackendSpec")
+                    specs.append(spec)
+        except Exception as exc:
+            if self._pm.get_plugin(name) is not None:
+                self._pm.unregister(name=name)
+            self._broken[name] = f"plugin {name!r} failed to register: {_describe(exc)}"
+            return
+        for spec in specs:
+            if spec.name in self._entries:
+                first = self._entries[spec.name].plugin
+                warnings.warn(
+                    f"backend {spec.name!r} is provided by plugins {first!r} and {name!r}; "
+                    f"using the first ({first!r})",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                continue
+            self._entries[spec.name] = _Entry(spec, name)
+
+    # -- queries ---------------------------------------------------------------------
+    def list(self) -> list[BackendInfo]:
+        self._ensure_loaded()
+        rows = []
+        with self._lock:
+            for name, entry in sorted(self._entries.items()):
+                spec = entry.spec
+                status, detail = "available", ""
+                if not _compatible(spec.api_version):
+                    status = "incompatible"
+                    detail = _incompatible_message(spec, entry.plugin)
+                else:
+                    missing = [m for m in spec.requires if not _importable(m)]
+                    if missing:
+                        status = "unavailable"
+                        detail = f"missing {', '.join(missing)}; {_hint(spec)}"
+                rows.append(
+                    BackendInfo(
+                        name, status, entry.plugin, spec.description, spec.api_version, detail
+                    )
+                )
+            for plugin, error in sorted(self._broken.items()):
+                rows.append(BackendInfo(plugin, "broken", plugin, "", "", error))
+        return rows
+
+    def get(self, name: str | None = None, **options: Any) -> Backend:
+        self._ensure_loaded()
+        name = resolve_name(name)
+        key = (name, tuple(sorted(options.items())))
+        with self._lock:
+            if key in self._instances:
+                return self._instances[key]
+            entry = self._entries.get(name)
+            if entry is None:
+                raise BackendNotFoundError(self._not_found_message(name))
+            spec = entry.spec
+            if not _compatible(spec.api_version):
+                raise IncompatibleBackendError(_incompatible_message(spec, entry.plugin))
+            missing = [m for m in spec.requires if not _importable(m)]
+            if missing:
+                raise BackendLoadError(
+                    f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
+                    f"{_hint(spec)}"
+                )
+            try:
+                factory = _resolve_factory(spec.factory)
+                backend = factory(**options)
+            except (TypeError, ValueError) as exc:
+                if options:
+                    raise ValueError(f"backend {name!r} rejected options {options}: {exc}") from exc
+                raise BackendLoadError(
+                    f"backend {name!r} (plugin {entry.plugin!r}) failed to load: {_describe(exc)}"
+                ) from exc
+            except Exception as exc:
+                raise BackendLoadError(
+                    f"backend {name!r} (plugin {entry.plugin!r}) failed to load: {_describe(exc)}; "
+                    f"{_hint(spec)}"
+                ) from exc
+            declared = getattr(backend, "api_version", spec.api_version)
+            if not _compatible(declared):
+                raise IncompatibleBackendError(
+                    _incompatible_message(attrs.evolve(spec, api_version=declared), entry.plugin)
+                )
+            self._instances[key] = backend
+            return backend
+
+    def _not_found_message(self, name: str) -> str:
+        rows = self.list()
+        parts = [f"no backend named {name!r}."]
+        for status, label in (
+            ("available", "installed"),
+            ("unavailable", "unavailable"),
+            ("incompatible", "incompatible"),
+            ("broken", "broken"),
+        ):
+            group = [r for r in rows if r.status == status]
+            if group:
+                if status == "available":
+                    items = ", ".join(r.name for r in group)
+                else:
+                    items = "; ".join(f"{r.name} ({r.detail})" for r in group)
+                parts.append(f"{label}: {items}.")
+        parts.append("Run `grapheme-train backends` for details.")
+        return " ".join(parts)
+
+
+# -- process-wide registry and the public functions -----------------------------------
+_REGISTRY = Registry()
+_CONTEXT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "grapheme_backend", default=None
+)
+
+
+def registry() -> Registry:
+    return _REGISTRY
+
+
+def resolve_name(name: str | None = None) -> str:
+    """The backend name in effect: argument > use_backend > $GRAPHEME_BACKEND > numpy."""
+    if name:
+        return name
+    return _CONTEXT.get() or os.environ.get(ENV_VAR) or DEFAULT_BACKEND
+
+
+def list_backends() -> list[BackendInfo]:
+    """Every backend known to the installed plugins, with its status."""
+    return _REGISTRY.list()
+
+
+def get_backend(name: str | Backend | None = None, **options: Any) -> Backend:
+    """A backend instance by name (instances are cached per name and options)."""
+    if name is not None and not isinstance(name, str):
+        return name
+    return _REGISTRY.get(name, **options)
+
+
+def register_plugin(plugin: object, name: str | None = None) -> None:
+    """Register a plugin without an entry point (tests, notebooks)."""
+    _REGISTRY.register_plugin(plugin, name)
+
+
+def unregister_plugin(name: str) -> None:
+    _REGISTRY.unregister_plugin(name)
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[Backend]:
+    """Make ``name`` the default backend inside the ``with`` block (validated on entry)."""
+    backend = get_backend(name)
+    token = _CONTEXT.set(name)
+    try:
+        yield backend
+    finally:
+        _CONTEXT.reset(token)
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _major(version: str) -> str:
+    return str(version).split(".", 1)[0]
+
+
+def _compatible(version: str) -> bool:
+    return _major(version) == _major(API_VERSION)
+
+
+def _incompatible_message(spec: BackendSpec, plugin: str) -> str:
+    return (
+        f"backend {spec.name!r} from plugin {plugin!r} implements kernel API "
+        f"{spec.api_version}, but this grapheme speaks {API_VERSION} (major versions must "
+        f"match); upgrade the plugin, or install a grapheme release with API "
+        f"{_major(spec.api_version)}.x"
+    )
+
+
+def _hint(spec: BackendSpec) -> str:
+    return spec.install_hint or f"install the packages: pip install {' '.join(spec.requires)}"
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _resolve_factory(factory: str | Callable[..., Backend]) -> Callable[..., Backend]:
+    if callable(factory):
+        return factory
+    module_name, _, attr = factory.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,286 @@
+"""Host-side structure of a DagNN: stable node and edge ids, kinds, activations.
+
+Nodes and edges live in column arrays kept sorted by id (ids only grow and removal
+deletes in place, so "position in the arrays" is the slot used everywhere else).
+Every edit validates first and mutates after, so a rejected edit leaves no trace.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import topology
+from .errors import CycleError, GraphError
+from .types import Activation, NodeKind
+
+
+class _Column:
+    """A growable 1-D array with amortised O(1) append."""
+
+    __slots__ = ("_buf", "n")
+
+    def __init__(self, dtype: type) -> None:
+        self._buf = np.zeros(16, dtype=dtype)
+        self.n = 0
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._buf[: self.n]
+
+    def extend(self, values: np.ndarray) -> None:
+        k = values.shape[0]
+        if self.n + k > self._buf.shape[0]:
+            grown = np.zeros(max(2 * self._buf.shape[0], self.n + k), dtype=self._buf.dtype)
+            grown[: self.n] = self.values
+            self._buf = grown
+        self._buf[self.n : self.n + k] = values
+        self.n += k
+
+    def keep(self, mask: np.ndarray) -> None:
+        kept = self.values[mask]
+        self._buf[: kept.shape[0]] = kept
+        self.n = kept.shape[0]
+
+
+class GraphStructure:
+    """Topology only: no parameters, no backend. ``version`` bumps on every edit."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.next_node_id = 0
+        self.next_edge_id = 0
+        self._node_id = _Column(np.int64)
+        self._kind = _Column(np.int8)
+        self._act = _Column(np.int8)
+        self._edge_id = _Column(np.int64)
+        self._src = _Column(np.int64)  # node ids, not slots
+        self._dst = _Column(np.int64)
+        self._levels: tuple[int, np.ndarray] | None = None  # (version, level per slot)
+        self._adj: tuple[int, object] | None = None
+
+    # -- views -------------------------------------------------------------------------
+    @property
+    def node_ids(self) -> np.ndarray:
+        return self._node_id.values
+
+    @property
+    def kinds(self) -> np.ndarray:
+        return self._kind.values
+
+    @property
+    def activations(self) -> np.ndarray:
+        return self._act.values
+
+    @property
+    def edge_ids(self) -> np.ndarray:
+        return self._edge_id.values
+
+    @property
+    def src(self) -> np.ndarray:
+        return self._src.values
+
+    @property
+    def dst(self) -> np.ndarray:
+        return self._dst.values
+
+    @property
+    def node_count(self) -> int:
+        return self._node_id.n
+
+    @property
+    def edge_count(self) -> int:
+        return self._edge_id.n
+
+    def nodes_of_kind(self, kind: NodeKind) -> np.ndarray:
+        return self.node_ids[self.kinds == kind]
+
+    # -- lookups -----------------------------------------------------------------------
+    def node_slots(self, ids: np.ndarray, what: str = "node") -> np.ndarray:
+        """Slots of the given node ids; ``GraphError`` naming the first unknown id."""
+        return _slots(self.node_ids, ids, what)
+
+    def edge_slots(self, ids: np.ndarray) -> np.ndarray:
+        return _slots(self.edge_ids, ids, "edge")
+
+    def src_slots(self) -> np.ndarray:
+        return np.searchsorted(self.node_ids, self.src)
+
+    def dst_slots(self) -> np.ndarray:
+        return np.searchsorted(self.node_ids, self.dst)
+
+    def levels(self) -> np.ndarray:
+        """Longest-path level per slot, cached for the current version."""
+        if self._levels is None or self._levels[0] != self.version:
+            levels = topology.longest_path_levels(
+                self.node_count, self.src_slots(), self.dst_slots()
+            )
+            if levels is None:  # pragma: no cover - every edit keeps the graph acyclic
+                raise GraphError("internal error: the stored graph contains a cycle")
+            self._levels = (self.version, levels)
+        return self._levels[1]
+
+    # -- edits -------------------------------------------------------------------------
+    def add_nodes(self, count: int, kind: NodeKind, activation: Activation) -> np.ndarray:
+        ids = np.arange(self.next_node_id, self.next_node_id + count, dtype=np.int64)
+        self._node_id.extend(ids)
+        self._kind.extend(np.full(count, int(kind), dtype=np.int8))
+        self._act.extend(np.full(count, int(activation), dtype=np.int8))
+        self.next_node_id += count
+        if self._levels is not None and self._levels[0] == self.version:
+            # New isolated nodes sit on level 0: keep the cache valid.
+            self._levels = (
+                self.version + 1,
+                np.concatenate([self._levels[1], np.zeros(count, np.int64)]),
+            )
+        self.version += 1
+        return ids
+
+    def check_new_edges(self, src: np.ndarray, dst: np.ndarray) -> None:
+        """Raise ``GraphError``/``CycleError`` if adding these edges is invalid. No mutation."""
+        src_slot = self.node_slots(src, "source node")
+        dst_slot = self.node_slots(dst, "destination node")
+        loops = np.flatnonzero(src_slot == dst_slot)
+        if loops.size:
+            k = int(loops[0])
+            raise CycleError(
+                f"edge {int(src[k])} -> {int(dst[k])}{_where(k, src)} is a self-loop, which "
+                "would close a cycle; the graph was left unchanged",
+                int(src[k]),
+                int(dst[k]),
+                [int(src[k]), int(dst[k])],
+            )
+        if src.shape[0] == 1:
+            levels = self.levels()
+            if levels[src_slot[0]] < levels[dst_slot[0]]:
+                return  # dst cannot reach a node on a lower level
+            path = topology.find_path(self._adjacency(), int(dst_slot[0]), int(src_slot[0]))
+            if path is not None:
+                self._raise_cycle(0, src, dst, path)
+            return
+        old_src, old_dst = self.src_slots(), self.dst_slots()
+        all_src = np.concatenate([old_src, src_slot])
+        all_dst = np.concatenate([old_dst, dst_slot])
+        if topology.longest_path_levels(self.node_count, all_src, all_dst) is not None:
+            return
+        k = topology.first_cycle_closing(self.node_count, old_src, old_dst, src_slot, dst_slot)
+        adj = topology.adjacency(
+            self.node_count,
+            np.concatenate([old_src, src_slot[:k]]),
+            np.concatenate([old_dst, dst_slot[:k]]),
+        )
+        path = topology.find_path(adj, int(dst_slot[k]), int(src_slot[k]))
+        self._raise_cycle(k, src, dst, path or [])
+
+    def _raise_cycle(self, k: int, src: np.ndarray, dst: np.ndarray, path_slots: list[int]) -> None:
+        ids = [int(self.node_ids[s]) for s in path_slots]
+        cycle = " -> ".join(str(i) for i in [*ids, ids[0]]) if ids else "?"
+        raise CycleError(
+            f"edge {int(src[k])} -> {int(dst[k])}{_where(k, src)} would close the cycle "
+            f"{cycle}; the graph was left unchanged",
+            int(src[k]),
+            int(dst[k]),
+            ids,
+        )
+
+    def add_edges(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Append edges that :meth:`check_new_edges` accepted; returns their new ids."""
+        k = src.shape[0]
+        ids = np.arange(self.next_edge_id, self.next_edge_id + k, dtype=np.int64)
+        self._edge_id.extend(ids)
+        self._src.extend(src.astype(np.int64))
+        self._dst.extend(dst.astype(np.int64))
+        self.next_edge_id += k
+        self.version += 1
+        return ids
+
+    def remove_edges(self, edge_slots: np.ndarray) -> np.ndarray:
+        """Delete edges at these slots; returns the boolean keep-mask over old edge slots."""
+        keep = np.ones(self.edge_count, dtype=bool)
+        keep[edge_slots] = False
+        for col in (self._edge_id, self._src, self._dst):
+            col.keep(keep)
+        self.version += 1
+        return keep
+
+    def remove_node(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """Delete a node and its edges; returns (node keep-mask, edge keep-mask)."""
+        nid = self.node_ids[slot]
+        edge_keep = (self.src != nid) & (self.dst != nid)
+        for col in (self._edge_id, self._src, self._dst):
+            col.keep(edge_keep)
+        node_keep = np.ones(self.node_count, dtype=bool)
+        node_keep[slot] = False
+        for col in (self._node_id, self._kind, self._act):
+            col.keep(node_keep)
+        self.version += 1
+        return node_keep, edge_keep
+
+    def _adjacency(self):
+        if self._adj is None or self._adj[0] != self.version:
+            self._adj = (
+                self.version,
+                topology.adjacency(self.node_count, self.src_slots(), self.dst_slots()),
+            )
+        return self._adj[1]
+
+    # -- persistence -------------------------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "node_id": self.node_ids.copy(),
+            "node_kind": self.kinds.copy(),
+            "node_activation": self.activations.copy(),
+            "edge_id": self.edge_ids.copy(),
+            "edge_src": self.src.copy(),
+            "edge_dst": self.dst.copy(),
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], next_node_id: int, next_edge_id: int
+    ) -> GraphStructure:
+        """Rebuild from :meth:`arrays`; validates ids, kinds and acyclicity."""
+        g = cls()
+        node_id = np.asarray(arrays["node_id"], dtype=np.int64)
+        edge_id = np.asarray(arrays["edge_id"], dtype=np.int64)
+        if np.any(np.diff(node_id) <= 0) or np.any(np.diff(edge_id) <= 0):
+            raise GraphError("node and edge ids must be strictly increasing")
+        if (node_id.size and node_id[-1] >= next_node_id) or (
+            edge_id.size and edge_id[-1] >= next_edge_id
+        ):
+            raise GraphError("an id is not below the recorded next id")
+        kinds = np.asarray(arrays["node_kind"], dtype=np.int8)
+        acts = np.asarray(arrays["node_activation"], dtype=np.int8)
+        if kinds.size and (kinds.min() < 0 or kinds.max() > max(NodeKind)):
+            raise GraphError("unknown node kind code")
+        if acts.size and (acts.min() < 0 or acts.max() > max(Activation)):
+            raise GraphError("unknown activation code")
+        g._node_id.extend(node_id)
+        g._kind.extend(kinds)
+        g._act.extend(acts)
+        src = np.asarray(arrays["edge_src"], dtype=np.int64)
+        dst = np.asarray(arrays["edge_dst"], dtype=np.int64)
+        if not (src.shape == dst.shape == edge_id.shape):
+            raise GraphError("edge tables have different lengths")
+        g.node_slots(src, "source node")
+        g.node_slots(dst, "destination node")
+        g._edge_id.extend(edge_id)
+        g._src.extend(src)
+        g._dst.extend(dst)
+        g.next_node_id, g.next_edge_id = int(next_node_id), int(next_edge_id)
+        if topology.longest_path_levels(g.node_count, g.src_slots(), g.dst_slots()) is None:
+            raise GraphError("the stored edges contain a cycle")
+        return g
+
+
+def _slots(sorted_ids: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
+    slots = np.searchsorted(sorted_ids, ids)
+    ok = slots < sorted_ids.shape[0]
+    ok[ok] = sorted_ids[slots[ok]] == ids[ok]
+    if not ok.all():
+        bad = int(ids[np.flatnonzero(~ok)[0]])
+        raise GraphError(f"unknown {what} id {bad} (it was never created or has been removed)")
+    return slots
+
+
+def _where(k: int, batch: np.ndarray) -> str:
+    return f" (position {k} of the batch)" if batch.shape[0] > 1 else ""

@@ -1,0 +1,90 @@
+"""Vectorized graph algorithms on slot-indexed edge lists (slots are 0..n-1).
+
+These are the only places that look at the whole structure; each works in NumPy/SciPy
+passes over arrays, never in a Python loop per node or per edge (the loops below are
+per level, or per bisection step).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse import csgraph
+
+
+def concat_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Indices ``[s0, s0+1, .., s0+c0-1, s1, ..]`` for the given range starts and lengths."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.cumsum(counts) - counts
+    return np.repeat(starts - offsets, counts) + np.arange(total, dtype=np.int64)
+
+
+def longest_path_levels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+    """Level of each node: the length of the longest path reaching it from a source.
+
+    Kahn's algorithm, one frontier per iteration. Returns ``None`` if the graph has a cycle.
+    """
+    level = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return level
+    indeg = np.bincount(dst, minlength=n).astype(np.int64)
+    by_src = np.argsort(src, kind="stable")
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    dst_by_src = dst[by_src]
+    frontier = np.flatnonzero(indeg == 0)
+    processed = 0
+    depth = 0
+    while frontier.size:
+        processed += frontier.size
+        level[frontier] = depth
+        starts = indptr[frontier]
+        targets = dst_by_src[concat_ranges(starts, indptr[frontier + 1] - starts)]
+        if targets.size == 0:
+            break
+        touched, hits = np.unique(targets, return_counts=True)
+        indeg[touched] -= hits
+        frontier = touched[indeg[touched] == 0]
+        depth += 1
+    return level if processed == n else None
+
+
+def adjacency(n: int, src: np.ndarray, dst: np.ndarray) -> sp.csr_matrix:
+    """Boolean-ish CSR adjacency ``A[src, dst] = 1`` (duplicates harmless)."""
+    data = np.ones(src.shape[0], dtype=np.int8)
+    return sp.csr_matrix((data, (src, dst)), shape=(n, n))
+
+
+def find_path(adj: sp.csr_matrix, start: int, goal: int) -> list[int] | None:
+    """A shortest path of slots from ``start`` to ``goal``, or ``None`` if unreachable."""
+    if start == goal:
+        return [start]
+    reached, pred = csgraph.breadth_first_order(adj, start, directed=True, return_predecessors=True)
+    if not np.any(reached == goal):
+        return None
+    path = [goal]
+    while path[-1] != start:
+        path.append(int(pred[path[-1]]))
+    return path[::-1]
+
+
+def first_cycle_closing(
+    n: int, src: np.ndarray, dst: np.ndarray, new_src: np.ndarray, new_dst: np.ndarray
+) -> int:
+    """Index of the first new edge whose addition (after the earlier new ones) makes a cycle.
+
+    Precondition: ``src/dst`` alone are acyclic and ``src+new`` is cyclic. Bisection over
+    prefixes of the new edges, each tested with :func:`longest_path_levels`.
+    """
+    lo, hi = 0, new_src.shape[0]  # prefix lo is acyclic, prefix hi is cyclic
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        s = np.concatenate([src, new_src[:mid]])
+        d = np.concatenate([dst, new_dst[:mid]])
+        if longest_path_levels(n, s, d) is None:
+            hi = mid
+        else:
+            lo = mid
+    return hi - 1

@@ -1,0 +1,1 @@
+"""grapheme_train: router, domain brains, SharedAGIModel, datasets, trainer and CLI."""
