@@ -116,7 +116,7 @@ def _rewrite_manifest(path, change):
 def test_newer_format_is_refused_with_advice(tmp_path):
     path = trained().save(tmp_path / "m.gph")
     _rewrite_manifest(path, lambda m: m.update(format_version=ckpt.FORMAT_VERSION + 1))
-    with pytest.raises(CheckpointError, match="newer than this grapheme reads.*upgrade"):
+    with pytest.raises(CheckpointError, match=r"newer than this grapheme reads.*upgrade"):
         DagNN.load(path)
 
 
@@ -143,8 +143,13 @@ def test_pickled_arrays_are_refused(tmp_path):
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     blob = buf.getvalue()
-    manifest = {"format": ckpt.FORMAT, "format_version": 1, "kind": "dagnn", "meta": meta,
-                "arrays_sha256": __import__("hashlib").sha256(blob).hexdigest()}
+    manifest = {
+        "format": ckpt.FORMAT,
+        "format_version": 1,
+        "kind": "dagnn",
+        "meta": meta,
+        "arrays_sha256": __import__("hashlib").sha256(blob).hexdigest(),
+    }
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("manifest.json", json.dumps(manifest))
         zf.writestr("arrays.npz", blob)

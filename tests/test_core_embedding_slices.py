@@ -82,7 +82,9 @@ def test_slices_are_contiguous_in_request_order():
     slices = orch.allocate_brain_slices([("math", 10, 4), ("text", 0, 6), ("vision", 16, 2)])
     assert list(slices) == ["math", "text", "vision"]
     assert slices["math"] == BrainSlice("math", range(0, 10), range(0, 4))
-    assert slices["text"].input_range == range(10, 10) and slices["text"].output_range == range(4, 10)
+    assert slices["text"].input_range == range(10, 10) and slices["text"].output_range == range(
+        4, 10
+    )
     assert slices["vision"].input_range == range(10, 26)
     assert slices["vision"].input_count == 16 and slices["vision"].output_count == 2
     assert orch.total_input_nodes(slices) == 26

@@ -166,7 +166,12 @@ def test_set_parameters_validates():
 
 def test_training_reduces_loss():
     dag = random_dag(
-        n_inputs=4, n_hidden=40, n_outputs=2, seed=9, dtype="float64", optimizer="adam",
+        n_inputs=4,
+        n_hidden=40,
+        n_outputs=2,
+        seed=9,
+        dtype="float64",
+        optimizer="adam",
         activations=(Activation.TANH,),
     )
     rng = np.random.default_rng(0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -10,8 +12,12 @@ from grapheme_core import Activation, CycleError, DagNN, GraphError, NodeKind, S
 
 def chain(n: int = 4, **kw) -> tuple[DagNN, list[int]]:
     dag = DagNN(dtype="float64", **kw)
-    ids = [dag.add_input(), *[dag.add_hidden(Activation.TANH) for _ in range(n - 2)], dag.add_output()]
-    for a, b in zip(ids, ids[1:], strict=False):
+    ids = [
+        dag.add_input(),
+        *[dag.add_hidden(Activation.TANH) for _ in range(n - 2)],
+        dag.add_output(),
+    ]
+    for a, b in itertools.pairwise(ids):
         dag.add_edge(a, b)
     return dag, ids
 
@@ -19,8 +25,17 @@ def chain(n: int = 4, **kw) -> tuple[DagNN, list[int]]:
 def snapshot(dag: DagNN):
     eids, src, dst = dag.edges()
     p = dag.get_parameters()
-    return (dag.version, dag.nodes().tolist(), eids.tolist(), src.tolist(), dst.tolist(),
-            p["weight"].tolist(), p["bias"].tolist(), dag.input_nodes, dag.output_nodes)
+    return (
+        dag.version,
+        dag.nodes().tolist(),
+        eids.tolist(),
+        src.tolist(),
+        dst.tolist(),
+        p["weight"].tolist(),
+        p["bias"].tolist(),
+        dag.input_nodes,
+        dag.output_nodes,
+    )
 
 
 def test_single_edge_cycle_is_rejected_and_graph_unchanged():

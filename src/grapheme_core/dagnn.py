@@ -229,7 +229,8 @@ class DagNN:
     # -- forward / backward ----------------------------------------------------------
     def forward(self, x: Any) -> np.ndarray:
         """``x``: ``[B, n_inputs]`` or ``[n_inputs]`` (columns follow ``input_nodes``).
-        Returns ``[B, n_outputs]`` (or ``[n_outputs]``) as NumPy, columns follow ``output_nodes``."""
+        Returns ``[B, n_outputs]`` (or ``[n_outputs]``) as NumPy, columns follow
+        ``output_nodes``."""
         n_in = len(self._structure.nodes_of_kind(NodeKind.INPUT))
         shape = tuple(getattr(x, "shape", np.shape(x)))
         one_d = len(shape) == 1
@@ -300,7 +301,8 @@ class DagNN:
         if g.shape != expected:
             raise ShapeError(
                 f"backward_accumulate expects dL/dy of shape {list(expected)} (like the last "
-                f"forward's output) or a mapping {{output node id: [batch]}}; got shape {list(g.shape)}"
+                f"forward's output) or a mapping {{output node id: [batch]}}; "
+                f"got shape {list(g.shape)}"
             )
         return g[None, :] if one_d else g
 
@@ -314,7 +316,7 @@ class DagNN:
         return float(np.sqrt(sum(self.backend.sum_squares(g) for g in self._grads.values())))
 
     def clip_gradients(self, max_norm: float) -> float:
-        """Scale gradients so their joint L2 norm is at most ``max_norm``; returns the norm before."""
+        """Scale gradients to a joint L2 norm of at most ``max_norm``; returns the norm before."""
         if not max_norm > 0:
             raise ValueError(f"max_norm must be > 0, got {max_norm}")
         norm = self.gradient_norm()
@@ -472,8 +474,9 @@ class DagNN:
 
     def __repr__(self) -> str:
         return (
-            f"DagNN(nodes={self.node_count}, edges={self.edge_count}, inputs={len(self.input_nodes)}, "
-            f"outputs={len(self.output_nodes)}, backend={self.backend.name!r}, dtype={self.dtype!r})"
+            f"DagNN(nodes={self.node_count}, edges={self.edge_count}, "
+            f"inputs={len(self.input_nodes)}, outputs={len(self.output_nodes)}, "
+            f"backend={self.backend.name!r}, dtype={self.dtype!r})"
         )
 
 

@@ -205,7 +205,8 @@ class Embedding:
         return emb
 
     def __repr__(self) -> str:
-        return f"Embedding(vocab_size={self.vocab_size}, dim={self.dim}, backend={self.backend.name!r})"
+        b = self.backend.name
+        return f"Embedding(vocab_size={self.vocab_size}, dim={self.dim}, backend={b!r})"
 
 
 def _initial_table(

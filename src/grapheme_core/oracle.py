@@ -51,7 +51,7 @@ class Oracle:
         self.bias = dict(
             zip(self.node_ids, params["bias"].astype(np.float64).tolist(), strict=True)
         )
-        eids, src, dst = dag.edges()
+        _, src, dst = dag.edges()
         self.edges = list(
             zip(
                 src.tolist(),
@@ -124,7 +124,7 @@ class Oracle:
             for o, g in zip(self.outputs, grad_out[b].tolist(), strict=True):
                 dh[o] += g
             for n in reversed(self.order):
-                for d, w, e in outgoing[n]:
+                for d, w, _ in outgoing[n]:
                     dh[n] += w * dz[d]
                 dz[n] = dh[n] * _dact(self.act[n], z[n])
                 if self.kind[n] is not NodeKind.INPUT:
