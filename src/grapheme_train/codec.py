@@ -160,6 +160,14 @@ class CharSlots:
         out[: len(text)] = code_points(text)
         return out
 
+    def _batch(self, chars: np.ndarray) -> np.ndarray:
+        chars = np.asarray(chars, dtype=np.int64)
+        if chars.ndim == 1:
+            chars = chars.reshape(1, -1)
+        if chars.ndim != 2 or chars.shape[1] != self.count:
+            raise ValueError(f"expected indices of shape [B, {self.count}], got {chars.shape}")
+        return chars
+
     @staticmethod
     def _rows(chars: np.ndarray, embedding: EmbeddingLike) -> tuple[np.ndarray, np.ndarray]:
         mask = chars >= 0
@@ -168,18 +176,18 @@ class CharSlots:
 
     def embed(self, chars: np.ndarray, embedding: EmbeddingLike) -> np.ndarray:
         """``[B, count]`` indices -> ``[B, count * dim]`` activations."""
-        chars = np.asarray(chars, dtype=np.int64).reshape(-1, self.count)
+        chars = self._batch(chars)
         out = np.zeros((len(chars), self.count, embedding.dim))
         mask, idx = self._rows(chars, embedding)
         if idx.size:
             out[mask] = np.asarray(embedding.lookup(idx), dtype=np.float64)
-        return out.reshape(len(chars), -1)
+        return out.reshape(len(chars), self.count * embedding.dim)
 
     def gradients(
         self, chars: np.ndarray, grads: np.ndarray, embedding: EmbeddingLike
     ) -> tuple[np.ndarray, np.ndarray]:
         """Map ``[B, count * dim]`` input gradients to ``(rows, row_grads)`` for the Embedding."""
-        chars = np.asarray(chars, dtype=np.int64).reshape(-1, self.count)
+        chars = self._batch(chars)
         grads = np.asarray(grads, dtype=np.float64).reshape(len(chars), self.count, embedding.dim)
         mask, idx = self._rows(chars, embedding)
         return idx, grads[mask]

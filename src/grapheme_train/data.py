@@ -13,6 +13,7 @@ error. A malformed line raises :class:`DataError` reading ``file:line: reason``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +34,9 @@ __all__ = [
     "Example",
     "builtin_examples",
     "by_domain",
+    "check_examples",
+    "example_to_json",
+    "fingerprint",
     "generate_math",
     "generate_text",
     "generate_timeseries",
@@ -41,6 +45,7 @@ __all__ = [
     "input_from_json",
     "load_jsonl",
     "resolve_examples",
+    "route_examples",
 ]
 
 
@@ -308,26 +313,67 @@ def load_jsonl(path: str | os.PathLike[str]) -> tuple[Example, ...]:
     return tuple(out)
 
 
-def resolve_examples(examples: Iterable[Example], router: CognitiveRouter) -> tuple[Example, ...]:
-    """Give every example a domain and check it is trainable, before any training.
+def route_examples(examples: Iterable[Example], router: CognitiveRouter) -> tuple[Example, ...]:
+    """Give every example a domain: its label, or else the router's choice.
 
-    An unlabelled example is routed; a labelled one must be acceptable to its module.
-    Then the module checks the input encodes and the answer fits (and, for math, is
-    right). Any failure raises ``DataError`` with the example's source.
+    A labelled example must be acceptable to its module (confidence > 0). Failures
+    raise ``DataError`` with the example's source; nothing is skipped.
     """
     out = []
     for ex in examples:
         try:
             domain = ex.domain if ex.domain is not None else router.route(ex.input).name
             module = router.get(domain)
-            if module.can_handle(ex.input) <= 0.0:
-                reason = f"the {domain} module cannot handle {describe(ex.input)}"
-                raise DataError(ex.source, reason)
-            module.check_example(ex.input, ex.answer)  # type: ignore[attr-defined]
-        except DataError:
-            raise
         except (GraphemeTrainError, KeyError) as exc:
             reason = exc.args[0] if isinstance(exc, KeyError) else str(exc)
             raise DataError(ex.source, reason) from None
+        if module.can_handle(ex.input) <= 0.0:
+            raise DataError(ex.source, f"the {domain} module cannot handle {describe(ex.input)}")
         out.append(attrs.evolve(ex, domain=domain))
     return tuple(out)
+
+
+def check_examples(examples: Iterable[Example], router: CognitiveRouter) -> None:
+    """Check every (routed) example encodes and its answer fits (and, for math, is right)."""
+    for ex in examples:
+        if ex.domain is None:
+            raise DataError(ex.source, "example has no domain; route it first")
+        module = router.get(ex.domain)
+        try:
+            module.check_example(ex.input, ex.answer)  # type: ignore[attr-defined]
+        except GraphemeTrainError as exc:
+            raise DataError(ex.source, str(exc)) from None
+
+
+def resolve_examples(examples: Iterable[Example], router: CognitiveRouter) -> tuple[Example, ...]:
+    """:func:`route_examples` then :func:`check_examples`: trainable, before any training."""
+    routed = route_examples(examples, router)
+    check_examples(routed, router)
+    return routed
+
+
+def example_to_json(example: Example) -> dict[str, Any]:
+    """The JSONL form of an example (inverse of the loader; ``source`` is dropped)."""
+    inp = example.input
+    value: Any
+    if isinstance(inp, TextInput):
+        value = inp.text
+    elif isinstance(inp, SequenceInput):
+        value = list(inp.values)
+    elif isinstance(inp, CsvInput):
+        value = {"csv": inp.text}
+    else:
+        value = {"width": inp.width, "height": inp.height, "pixels": list(inp.pixels)}
+    out: dict[str, Any] = {"input": value, "answer": example.answer}
+    if example.domain is not None:
+        out["domain"] = example.domain
+    return out
+
+
+def fingerprint(examples: Iterable[Example]) -> str:
+    """SHA-256 of the examples' content and order (to check a resume uses the same data)."""
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(json.dumps(example_to_json(ex), sort_keys=True).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()

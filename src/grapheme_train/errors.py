@@ -6,9 +6,11 @@ report any training-side failure without catching unrelated exceptions.
 
 from __future__ import annotations
 
+from grapheme_core import GraphemeError
 
-class GraphemeTrainError(Exception):
-    """Base class of every grapheme_train error."""
+
+class GraphemeTrainError(GraphemeError):
+    """Base class of every grapheme_train error (a ``grapheme_core.GraphemeError``)."""
 
 
 class InputError(GraphemeTrainError, ValueError):

@@ -59,9 +59,9 @@ def parse_csv_numbers(text: str) -> tuple[float, ...]:
     """Parse comma- (or newline-) separated numbers; raise :class:`InputError` if malformed."""
     if not isinstance(text, str):
         raise InputError(f"CSV input must be a string, got {type(text).__name__}")
-    fields = [f.strip() for line in text.strip().splitlines() for f in line.split(",")]
-    if fields == [""]:
+    if not text.strip():
         raise InputError("CSV input is empty")
+    fields = [f.strip() for line in text.strip().splitlines() for f in line.split(",")]
     values = []
     for i, field in enumerate(fields, start=1):
         if not field:

@@ -4,7 +4,7 @@ Input slice (no character slots), for a window of ``max_len`` positions with the
 sequence right-aligned (the last value always in the last position):
 
 * ``max_len`` shape features: ``x / max|x|`` (so 1,2,3 and 10,20,30 look alike);
-* ``max_len`` level features: ``sign(x) * log10(1 + |x|) / 3`` (so they do not);
+* ``max_len`` level features: ``sign(x) * log2(1 + |x|) / 4`` (so they do not);
 * ``max_len`` mask features: 1 where a value is present.
 
 Output: the answer's characters over ``0-9 - .``.
@@ -75,7 +75,7 @@ class TimeSeriesModule(DomainModule):
         level = np.zeros(self.max_len)
         mask = np.zeros(self.max_len)
         shape[-n:] = x / scale
-        level[-n:] = np.sign(x) * np.log10(1.0 + np.abs(x)) / 3.0
+        level[-n:] = np.sign(x) * np.log2(1.0 + np.abs(x)) / 4.0
         mask[-n:] = 1.0
         return InputEncoding(
             chars=np.zeros(0, dtype=np.int64), features=np.concatenate([shape, level, mask])

@@ -1,0 +1,5 @@
+"""``python -m grapheme_train`` is ``grapheme-train``."""
+
+from grapheme_train.cli import main
+
+main()

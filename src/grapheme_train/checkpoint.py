@@ -1,0 +1,61 @@
+"""Training checkpoints: the model, the trainer's position and the run's settings.
+
+One file (the core's zip format, kind ``grapheme-train``, written atomically), holding
+``meta = {"model": ..., "trainer": {"epoch", "lr", "history"}, "run": {...}}`` and the
+model's arrays. Loading it on any backend continues training exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grapheme_core import Backend, CheckpointError, read_checkpoint, write_checkpoint
+from grapheme_train.data import Example
+from grapheme_train.model import SharedAGIModel
+from grapheme_train.trainer import EpochRecord, Trainer
+
+__all__ = ["KIND", "load_training", "restore_trainer", "save_training"]
+
+KIND = "grapheme-train"
+
+
+def save_training(
+    path: str | Path,
+    snapshot: tuple[Mapping[str, Any], Mapping[str, np.ndarray]],
+    run: Mapping[str, Any],
+) -> Path:
+    """Atomically write a trainer snapshot plus the run settings (``run``)."""
+    meta, arrays = snapshot
+    return write_checkpoint(path, KIND, {**meta, "run": dict(run)}, arrays)
+
+
+def load_training(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a training checkpoint; ``CheckpointError`` if it is not one."""
+    meta, arrays = read_checkpoint(path, KIND)
+    for key in ("model", "trainer", "run"):
+        if key not in meta:
+            raise CheckpointError(f"{path}: training checkpoint without {key!r}")
+    return meta, arrays
+
+
+def restore_trainer(
+    meta: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray],
+    examples: Sequence[Example],
+    backend: str | Backend | None = None,
+    path: str | Path = "checkpoint",
+) -> Trainer:
+    """The trainer saved in a checkpoint, on ``backend``, over ``examples``."""
+    try:
+        model = SharedAGIModel.from_state(meta["model"], arrays, backend=backend)
+        state = meta["trainer"]
+        history = [EpochRecord.from_json(r) for r in state["history"]]
+        return Trainer(model, examples, state["lr"], epoch=int(state["epoch"]), history=history)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path}: inconsistent contents ({type(exc).__name__}: {exc})"
+        ) from exc

@@ -1,0 +1,508 @@
+"""``grapheme-train``: train the unified model; list backends; plot; conformance; bench.
+
+Exit codes: 0 success, 1 training failure (non-finite loss, backend crash), 2 usage
+errors (bad option, unknown or unavailable backend, malformed data, unusable
+checkpoint), 130 interrupted (a checkpoint is saved first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from grapheme_core import (
+    BackendLoadError,
+    BackendNotFoundError,
+    CheckpointError,
+    GraphemeError,
+    IncompatibleBackendError,
+    get_backend,
+    list_backends,
+)
+from grapheme_train.bench import bench
+from grapheme_train.checkpoint import load_training, restore_trainer
+from grapheme_train.conformance_cmd import conformance
+from grapheme_train.data import by_domain
+from grapheme_train.errors import DataError
+from grapheme_train.loop import EpochLoop
+from grapheme_train.metrics import MetricsWriter, evaluation_json
+from grapheme_train.model import SharedAGIModel
+from grapheme_train.modules import module_from_config
+from grapheme_train.progress import Progress
+from grapheme_train.report import epoch_header, epoch_row, evaluation_table, slice_table, table
+from grapheme_train.session import (
+    PreparedData,
+    RunSettings,
+    SettingsConflictError,
+    merge_settings,
+    prepare_data,
+)
+from grapheme_train.trainer import DomainScore, EpochRecord, NonFiniteLossError, Trainer
+
+__all__ = ["cli", "main"]
+
+INTERRUPTED_CHECKPOINT = Path("grapheme-train-interrupted.ckpt")
+"""Where Ctrl-C saves the model when no --checkpoint was given."""
+
+
+class UsageProblem(click.ClickException):
+    """Something wrong with what the user asked for: exit 2."""
+
+    exit_code = 2
+
+
+class TrainingFailure(click.ClickException):
+    """Training could not go on: exit 1."""
+
+    exit_code = 1
+
+
+class _DefaultGroup(click.Group):
+    """A group whose default command is ``train``: ``grapheme-train --epochs 5`` trains."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["train", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Train grapheme's unified model (the default command) and related tools.
+
+    `grapheme-train [OPTIONS]` is `grapheme-train train [OPTIONS]`; see
+    `grapheme-train train --help`.
+    """
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+class _Console:
+    """Human output: to stdout (stderr with --json), nothing with -q; keeps the bar clean."""
+
+    def __init__(self, quiet: bool, to_stderr: bool, progress: Progress) -> None:
+        self.stream: IO[str] | None = None if quiet else (sys.stderr if to_stderr else sys.stdout)
+        self.progress = progress
+
+    def __call__(self, *lines: str) -> None:
+        if self.stream is None:
+            return
+        self.progress.clear()
+        for line in lines:
+            click.echo(line, file=self.stream)
+        self.progress.redraw()
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+# -- train ------------------------------------------------------------------------------
+
+
+def _resolve_backend(name: str | None, device: str | None) -> Any:
+    options = {} if device is None else {"device": device}
+    try:
+        return get_backend(name, **options)
+    except (BackendNotFoundError, BackendLoadError, IncompatibleBackendError, ValueError) as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _setup(
+    backend: Any, resume: Path | None, given: dict[str, Any], epochs: int, data: Sequence[Path]
+) -> tuple[RunSettings, PreparedData, Trainer]:
+    """Settings, data and a trainer: fresh, or restored from ``resume``."""
+    try:
+        if resume is None:
+            settings = merge_settings(given, epochs)
+            prepared = prepare_data(data, settings)
+            model = SharedAGIModel(prepared.modules, settings.model_config(), backend)
+            return settings, prepared, Trainer(model, prepared.examples, settings.lr)
+        meta, arrays = load_training(resume)
+        settings = merge_settings(given, epochs, meta["run"])
+        modules = [module_from_config(m) for m in meta["model"]["modules"]]
+        prepared = prepare_data(data, settings, modules)
+        if prepared.fingerprint != meta["run"].get("fingerprint"):
+            raise UsageProblem(
+                f"{resume}: the training data differ from the checkpoint's; resume with the "
+                "same --data files"
+            )
+        trainer = restore_trainer(meta, arrays, prepared.examples, backend, resume)
+        return settings, prepared, trainer
+    except (DataError, SettingsConflictError, CheckpointError) as exc:
+        raise UsageProblem(str(exc)) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        if resume is not None:
+            raise UsageProblem(f"{resume}: unusable checkpoint ({exc})") from None
+        raise
+
+
+def _log_epochs(total: int, log_every: int) -> int:
+    return log_every if log_every > 0 else max(1, math.ceil(total / 20))
+
+
+def _header(
+    say: _Console, backend: Any, device: str | None, settings: RunSettings, trainer: Trainer
+) -> None:
+    model = trainer.model
+    sizes = model.describe()
+    say(
+        f"grapheme-train: backend {backend.name}"
+        + (f" ({device})" if device else "")
+        + f", {settings.dtype}, seed {settings.seed}, {settings.optimizer} lr {settings.lr:g}, "
+        f"{settings.epochs} epoch{'s' if settings.epochs != 1 else ''}",
+        f"model: {sizes['inputs']} inputs -> {sizes['hidden']} shared trunk -> "
+        f"{sizes['outputs']} outputs; {sizes['edges']} edges, {sizes['parameters']} parameters "
+        f"(embedding {model.embedding.vocab_size}x{model.embedding.dim})",
+        "",
+    )
+    counts = {d: len(v) for d, v in by_domain(trainer.examples).items()}
+    say("brain slices", *slice_table(model, counts), "")
+
+
+def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, DomainScore]]:
+    return {
+        "train": trainer.evaluate(prepared.examples, prepared.router),
+        "heldout": trainer.evaluate(prepared.heldout, prepared.router),
+    }
+
+
+@cli.command()
+@click.option(
+    "--backend", metavar="NAME", help="Compute backend [default: $GRAPHEME_BACKEND or numpy]."
+)
+@click.option("--device", metavar="DEVICE", help="Device for the backend, e.g. cpu, cuda, cuda:1.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Train until this epoch (a resumed run continues up to it).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="RATE",
+    help="Learning rate [default: 0.01].",
+)
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="[default: adam]")
+@click.option("--seed", type=int, help="Seed of parameters and held-out data [default: 0].")
+@click.option(
+    "--hidden", type=click.IntRange(min=1), help="Nodes in the shared trunk [default: 64]."
+)
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), help="[default: float32]")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    metavar="FILE.jsonl",
+    help="Extra training examples (repeatable).",
+)
+@click.option(
+    "--heldout",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Held-out examples generated per domain [default: 8].",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Save a checkpoint here after every epoch (atomically).",
+)
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Continue from this checkpoint (and keep saving to it).",
+)
+@click.option(
+    "--metrics-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.jsonl",
+    help="Write one JSON object per epoch, then the evaluation.",
+)
+@click.option(
+    "--log-every",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Print every Nth epoch (0: about 20 rows).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Progress bar (only on a terminal).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No tables (errors and --json still print).")
+def train(
+    backend: str | None,
+    device: str | None,
+    epochs: int,
+    lr: float | None,
+    optimizer: str | None,
+    seed: int | None,
+    hidden: int | None,
+    dtype: str | None,
+    data: tuple[Path, ...],
+    heldout: int | None,
+    checkpoint: Path | None,
+    resume: Path | None,
+    metrics_out: Path | None,
+    log_every: int,
+    as_json: bool,
+    progress: bool,
+    quiet: bool,
+) -> None:
+    """Train the unified model (math, text, timeseries, vision) on one shared DagNN."""
+    started = time.perf_counter()
+    given = {
+        "lr": lr, "optimizer": optimizer, "seed": seed, "hidden": hidden,
+        "dtype": dtype, "heldout": heldout,
+    }  # fmt: skip
+    backend_obj = _resolve_backend(backend, device)
+    settings, prepared, trainer = _setup(backend_obj, resume, given, epochs, data)
+    bar = Progress(max(epochs - trainer.epoch, 0), enabled=progress and not quiet)
+    say = _Console(quiet, as_json, bar)
+    _header(say, backend_obj, device, settings, trainer)
+
+    first_epoch = trainer.epoch
+    every = _log_epochs(epochs, log_every)
+
+    def on_epoch(record: EpochRecord) -> None:
+        if record.epoch % every == 0 or record.epoch in (first_epoch + 1, epochs):
+            say(epoch_row(record))
+        bar.update(record.epoch - first_epoch, record.loss)
+
+    with contextlib.ExitStack() as stack:
+        metrics = None
+        if metrics_out is not None:
+            metrics = stack.enter_context(MetricsWriter(metrics_out, trainer.history))
+        loop = EpochLoop(
+            trainer,
+            epochs,
+            settings.run_meta(prepared.fingerprint),
+            save_to=checkpoint or resume,
+            metrics=metrics,
+            on_epoch=on_epoch,
+        )
+        if first_epoch >= epochs:
+            say(f"nothing to train: at epoch {first_epoch}, --epochs is {epochs}", "")
+        else:
+            if first_epoch:
+                say(f"resuming from {resume} at epoch {first_epoch}")
+            say(*epoch_header())
+            _run_loop(loop, bar, settings, first_epoch, data)
+            say("")
+        evaluation = _evaluate(trainer, prepared)
+        if metrics is not None:
+            metrics.write_evaluation(evaluation)
+    _report(say, trainer, prepared, evaluation)
+    total_seconds = time.perf_counter() - started
+    trained = trainer.epoch - first_epoch
+    rate = trained * len(prepared.examples) / loop.seconds if loop.seconds > 0 else 0.0
+    say(
+        f"time: {_fmt_seconds(total_seconds)} in all, {_fmt_seconds(loop.seconds)} training "
+        f"{trained} epoch{'s' if trained != 1 else ''} ({rate:.0f} examples/s)"
+    )
+    if as_json:
+        summary = _summary(backend_obj, device, settings, trainer, prepared, evaluation)
+        summary.update(
+            seconds=total_seconds,
+            train_seconds=loop.seconds,
+            examples_per_second=rate,
+            checkpoint=None if loop.save_to is None else str(loop.save_to),
+        )
+        click.echo(json.dumps(summary, indent=2))
+
+
+def _run_loop(
+    loop: EpochLoop, bar: Progress, settings: RunSettings, first_epoch: int, data: Sequence[Path]
+) -> None:
+    """Run the epochs; map Ctrl-C to a saved checkpoint and exit 130, faults to exit 1."""
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        bar.close()
+        path = loop.save_last_good(loop.save_to or INTERRUPTED_CHECKPOINT)
+        again = "".join(f" --data {p}" for p in data)
+        click.echo(
+            f"interrupted: saved the model after epoch {loop.good_epoch} to {path}; continue "
+            f"with\n  grapheme-train --resume {path} --epochs {loop.epochs}{again}",
+            err=True,
+        )
+        click.get_current_context().exit(130)
+    except NonFiniteLossError as exc:
+        bar.close()
+        kept = (
+            f"the last good checkpoint (epoch {loop.good_epoch}) is kept at {loop.save_to}"
+            if loop.save_to is not None and loop.good_epoch > first_epoch
+            else "no checkpoint was written by this run (use --checkpoint PATH)"
+        )
+        raise TrainingFailure(
+            f"training stopped: {exc}; {kept}. Try a smaller --lr (now {settings.lr:g})."
+        ) from None
+    except GraphemeError as exc:
+        bar.close()
+        raise TrainingFailure(f"training failed: {exc}") from None
+    bar.close()
+
+
+def _report(
+    say: _Console,
+    trainer: Trainer,
+    prepared: PreparedData,
+    evaluation: dict[str, dict[str, DomainScore]],
+) -> None:
+    history = trainer.history
+    if history:
+        first, last = history[0], history[-1]
+        ratio = last.loss / first.loss if first.loss > 0 else float("nan")
+        say(
+            f"loss: epoch 1 {first.loss:.4e} -> epoch {last.epoch} {last.loss:.4e} "
+            f"({100 * ratio:.2f}% of the first epoch)"
+        )
+    say(
+        "",
+        f"training set ({len(prepared.examples)} examples)",
+        *evaluation_table(evaluation["train"]),
+    )
+    say(
+        "",
+        f"held-out set ({len(prepared.heldout)} examples, seed-generated)",
+        *evaluation_table(evaluation["heldout"]),
+        "",
+    )
+
+
+def _summary(
+    backend: Any,
+    device: str | None,
+    settings: RunSettings,
+    trainer: Trainer,
+    prepared: PreparedData,
+    evaluation: dict[str, dict[str, DomainScore]],
+) -> dict[str, Any]:
+    history = trainer.history
+    first = history[0].loss if history else None
+    last = history[-1].loss if history else None
+    return {
+        "backend": backend.name,
+        "device": device,
+        "epochs": trainer.epoch,
+        "seed": settings.seed,
+        "optimizer": settings.optimizer,
+        "lr": settings.lr,
+        "dtype": settings.dtype,
+        "examples": {"train": len(prepared.examples), "heldout": len(prepared.heldout)},
+        "model": trainer.model.describe(),
+        "slices": {
+            b: {
+                "inputs": [s.input_range.start, s.input_range.stop],
+                "outputs": [s.output_range.start, s.output_range.stop],
+            }
+            for b, s in trainer.model.slices.items()
+        },
+        "first_loss": first,
+        "final_loss": last,
+        "loss_ratio": (last / first) if first and last is not None else None,
+        "final_domain_loss": dict(history[-1].domain_loss) if history else None,
+        "evaluation": evaluation_json(evaluation),
+    }
+
+
+# -- backends ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def backends(as_json: bool) -> None:
+    """List the compute backends the installed plugins provide, with their status."""
+    rows = list_backends()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "status": r.status,
+                        "plugin": r.plugin,
+                        "description": r.description,
+                        "api_version": r.api_version,
+                        "detail": r.detail,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    lines = table(
+        ["backend", "status", "plugin", "description"],
+        [[r.name, r.status, r.plugin, r.description or "-"] for r in rows],
+        left=(0, 1, 2, 3),
+    )
+    click.echo("\n".join(lines))
+    for r in rows:
+        if r.detail:
+            click.echo(f"  {r.name}: {r.detail}")
+
+
+# -- plot -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("metrics", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("loss.png"),
+    show_default=True,
+    help="Image to write.",
+)
+def plot(metrics: Path, output: Path) -> None:
+    """Draw the per-domain loss curves of a --metrics-out file (needs grapheme[plot])."""
+    from grapheme_train.plot import PlotUnavailableError, plot_metrics
+
+    try:
+        path = plot_metrics(metrics, output)
+    except (DataError, PlotUnavailableError) as exc:
+        raise UsageProblem(str(exc)) from None
+    click.echo(f"wrote {path}")
+
+
+cli.add_command(conformance)
+cli.add_command(bench)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (``grapheme-train``); exits with the documented codes."""
+    try:
+        code = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="grapheme-train",
+            standalone_mode=False,
+        )
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:  # Ctrl-C outside the training loop (which saves and exits 130)
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

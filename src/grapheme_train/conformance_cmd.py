@@ -1,0 +1,154 @@
+"""``grapheme-train conformance``: certify a backend against the conformance suite.
+
+Exit codes: 0 every check passed (listed expected failures may fail), 1 some check failed
+(or an expected failure passed), 2 a backend could not be loaded or the command line is
+wrong. The same checks run under pytest with
+``pytest --pyargs grapheme_core.conformance --grapheme-backend NAME``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["conformance"]
+
+_MARKS = {
+    "passed": "PASS ",
+    "failed": "FAIL ",
+    "error": "ERROR",
+    "skipped": "SKIP ",
+    "xfailed": "XFAIL",
+    "xpassed": "XPASS",
+}
+
+
+def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--option")
+        try:
+            value: Any = json.loads(raw)  # numbers, true/false, quoted strings
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+@click.command("conformance", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--backend",
+    "-b",
+    "backends",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Backend(s) to certify (repeat or comma-separate). Required.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.json",
+    help="Also write the JSON report to FILE.json.",
+)
+@click.option(
+    "--expected-failures",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Check ids expected to fail, one per line ('#' starts a comment). They are "
+    "reported as XFAIL; one that passes is XPASS and fails the run.",
+)
+@click.option(
+    "--check",
+    "-k",
+    "checks",
+    multiple=True,
+    metavar="ID",
+    help="Only run checks matching ID (exact id or glob such as 'grad.*'); repeatable.",
+)
+@click.option(
+    "--option",
+    "-o",
+    "backend_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Option for the backend factory, e.g. -o device=cuda (values parsed as JSON when "
+    "possible).",
+)
+@click.option("--list-checks", is_flag=True, help="List the check ids with their titles and exit.")
+@click.pass_context
+def conformance(
+    ctx: click.Context,
+    backends: tuple[str, ...],
+    as_json: bool,
+    report: Path | None,
+    expected_failures: Path | None,
+    checks: tuple[str, ...],
+    backend_options: tuple[str, ...],
+    list_checks: bool,
+) -> None:
+    """Run the backend conformance suite (DESIGN sec. 5) against one or more backends.
+
+    Every check compares the backend with the float64 node-by-node oracle or finite
+    differences. Exit 0: all pass; 1: some fail; 2: a backend cannot be loaded.
+    """
+    from grapheme_core.conformance import CHECKS, run_conformance, select
+    from grapheme_core.conformance.runner import load_expected_failures
+
+    if list_checks:
+        for chk in CHECKS.values():
+            click.echo(f"{chk.id:<34} {chk.title}")
+        return
+    names = [n.strip() for value in backends for n in value.split(",") if n.strip()]
+    if not names:
+        raise click.UsageError("name the backend(s) to certify with --backend NAME")
+    options = _parse_options(backend_options)
+    try:
+        select(checks or None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--check") from None
+    try:
+        expected = load_expected_failures(expected_failures)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expected-failures") from None
+
+    current: list[str] = []
+
+    def progress(result) -> None:
+        if as_json:
+            return
+        if not current or current[-1] != result.backend:
+            current.append(result.backend)
+            click.echo(f"grapheme conformance: backend {result.backend!r}")
+        if result.outcome == "skipped" and result.check != "backend.load":
+            return
+        click.echo(f"  {_MARKS[result.outcome]} {result.check:<34} {result.duration_s:6.2f}s")
+        if result.outcome != "passed" and result.message:
+            for line in result.message.splitlines():
+                click.echo(f"        {line}")
+
+    result = run_conformance(
+        names, expected, checks=checks or None, options=options, on_result=progress
+    )
+    if report is not None:
+        result.write_json(report)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        for name in result.backends:
+            counts = ", ".join(f"{n} {k}" for k, n in result.counts(name).items() if n)
+            click.echo(f"{name}: {counts}")
+            if name in result.load_errors:
+                click.echo(f"{name}: could not be loaded: {result.load_errors[name]}", err=True)
+        verdict = {0: "all checks passed", 1: "some checks failed", 2: "a backend did not load"}
+        click.echo(f"conformance: {verdict[result.exit_code]} (exit {result.exit_code})")
+        if report is not None:
+            click.echo(f"report written to {report}")
+    sys.stdout.flush()
+    ctx.exit(result.exit_code)
