@@ -30,6 +30,13 @@ DEFAULT_BACKEND = "numpy"
 ENV_VAR = "GRAPHEME_BACKEND"
 
 
+def _modules(value: Any) -> tuple[str, ...]:
+    """``requires`` as a tuple of module names (a bare string is one module)."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return tuple(value)
+
+
 def _factory_ok(_inst: Any, _attr: Any, value: Any) -> None:
     if not (callable(value) or (isinstance(value, str) and ":" in value)):
         raise ValueError(f"factory must be a callable or 'module:attr', got {value!r}")
@@ -44,7 +51,7 @@ class BackendSpec:
     api_version: str = API_VERSION
     description: str = ""
     #: importable top-level modules the backend needs (checked without importing them)
-    requires: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    requires: tuple[str, ...] = attrs.field(default=(), converter=_modules)
     #: what to run when a requirement is missing
     install_hint: str = ""
 
@@ -80,7 +87,8 @@ class Registry:
         self._loaded = False
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, _Entry] = {}  # backend name -> the winning claim
+        self._shadowed: list[_Entry] = []  # later claims of an already-claimed name
         self._broken: dict[str, str] = {}  # plugin name -> error
         self._instances: dict[tuple[str, tuple[tuple[str, Any], ...]], Backend] = {}
 
@@ -104,10 +112,20 @@ class Registry:
                 self._register(plugin, ep.name)
 
     def register_plugin(self, plugin: object, name: str | None = None) -> None:
-        """Register a plugin object programmatically (same path as entry points)."""
+        """Register a plugin object programmatically (same path as entry points).
+
+        ``ValueError`` if a plugin is already registered under ``name`` (unregister it
+        first); a plugin whose hook fails is recorded as broken, like an entry point.
+        """
         self._ensure_loaded()
         with self._lock:
-            self._register(plugin, name or getattr(plugin, "__name__", repr(plugin)))
+            name = name or getattr(plugin, "__name__", repr(plugin))
+            if self._pm.has_plugin(name) or name in self._broken:
+                raise ValueError(
+                    f"a grapheme plugin named {name!r} is already registered; "
+                    "unregister_plugin() it first or choose another name"
+                )
+            self._register(plugin, name)
 
     def unregister_plugin(self, name: str) -> None:
         with self._lock:
@@ -115,11 +133,22 @@ class Registry:
             if plugin is not None:
                 self._pm.unregister(plugin)
             self._broken.pop(name, None)
-            for key in [k for k, e in self._entries.items() if e.plugin == name]:
+            self._shadowed = [e for e in self._shadowed if e.plugin != name]
+            released = [k for k, e in self._entries.items() if e.plugin == name]
+            for key in released:
                 del self._entries[key]
-            self._instances = {k: v for k, v in self._instances.items() if k[0] in self._entries}
+                successor = next((e for e in self._shadowed if e.spec.name == key), None)
+                if successor is not None:  # the next plugin claiming the name takes over
+                    self._shadowed.remove(successor)
+                    self._entries[key] = successor
+            self._instances = {k: v for k, v in self._instances.items() if k[0] not in released}
 
     def _register(self, plugin: object, name: str) -> None:
+        if self._pm.has_plugin(name):  # e.g. two distributions with one entry-point name
+            self._broken[f"{name} (duplicate)"] = (
+                f"another plugin is already registered as {name!r}; this one was not loaded"
+            )
+            return
         try:
             self._pm.register(plugin, name=name)
             impls = [
@@ -133,7 +162,7 @@ class Registry:
                         raise TypeError(f"hook returned {type(spec).__name__}, not BackendSpec")
                     specs.append(spec)
         except Exception as exc:
-            if self._pm.get_plugin(name) is not None:
+            if self._pm.has_plugin(name):
                 self._pm.unregister(name=name)
             self._broken[name] = f"plugin {name!r} failed to register: {_describe(exc)}"
             return
@@ -146,6 +175,7 @@ class Registry:
                     RuntimeWarning,
                     stacklevel=3,
                 )
+                self._shadowed.append(_Entry(spec, name))
                 continue
             self._entries[spec.name] = _Entry(spec, name)
 
@@ -176,6 +206,7 @@ class Registry:
 
     def get(self, name: str | None = None, **options: Any) -> Backend:
         self._ensure_loaded()
+        requested = name
         name = resolve_name(name)
         key = (name, tuple(sorted(options.items())))
         with self._lock:
@@ -183,7 +214,7 @@ class Registry:
                 return self._instances[key]
             entry = self._entries.get(name)
             if entry is None:
-                raise BackendNotFoundError(self._not_found_message(name))
+                raise BackendNotFoundError(self._not_found_message(name, name_source(requested)))
             spec = entry.spec
             if not _compatible(spec.api_version):
                 raise IncompatibleBackendError(_incompatible_message(spec, entry.plugin))
@@ -215,9 +246,11 @@ class Registry:
             self._instances[key] = backend
             return backend
 
-    def _not_found_message(self, name: str) -> str:
+    def _not_found_message(self, name: str, source: str | None = None) -> str:
         rows = self.list()
-        parts = [f"no backend named {name!r}."]
+        parts = [
+            f"no backend named {name!r}" + (f" (the name came from {source})." if source else ".")
+        ]
         for status, label in (
             ("available", "installed"),
             ("unavailable", "unavailable"),
@@ -251,6 +284,18 @@ def resolve_name(name: str | None = None) -> str:
     if name:
         return name
     return _CONTEXT.get() or os.environ.get(ENV_VAR) or DEFAULT_BACKEND
+
+
+def name_source(name: str | None = None) -> str | None:
+    """Where :func:`resolve_name` takes the name from: ``None`` (the argument or the
+    default), ``"use_backend()"`` or ``"$GRAPHEME_BACKEND"``."""
+    if name:
+        return None
+    if _CONTEXT.get():
+        return "use_backend()"
+    if os.environ.get(ENV_VAR):
+        return f"${ENV_VAR}"
+    return None
 
 
 def list_backends() -> list[BackendInfo]:

@@ -140,12 +140,12 @@ def conformance(
         result.write_json(report)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
+        for name, error in result.load_errors.items():
+            click.echo(f"{name}: could not be loaded: {error}", err=True)
     else:
         for name in result.backends:
             counts = ", ".join(f"{n} {k}" for k, n in result.counts(name).items() if n)
             click.echo(f"{name}: {counts}")
-            if name in result.load_errors:
-                click.echo(f"{name}: could not be loaded: {result.load_errors[name]}", err=True)
         verdict = {0: "all checks passed", 1: "some checks failed", 2: "a backend did not load"}
         click.echo(f"conformance: {verdict[result.exit_code]} (exit {result.exit_code})")
         if report is not None:

@@ -1,1 +1,49 @@
-"""The backend conformance suite (shipped in the wheel); see docs/backends.md."""
+"""The backend conformance suite, shipped in the wheel (DESIGN sec. 5; docs/backends.md).
+
+Every check compares a backend with the float64 node-by-node oracle and/or central finite
+differences, with the tolerances of :mod:`grapheme_core.conformance.tolerances`. Run it:
+
+* ``pytest --pyargs grapheme_core.conformance --grapheme-backend NAME[,NAME]``
+* ``grapheme-train conformance --backend NAME [--json] [--report FILE] [--expected-failures FILE]``
+* ``run_conformance(["NAME"])`` from Python.
+"""
+
+from __future__ import annotations
+
+from .checks import CHECKS, Check, Context, check_ids, select
+from .graphs import Case, build, case_names, rebuild
+from .runner import (
+    CheckResult,
+    ConformanceReport,
+    load_backend,
+    load_expected_failures,
+    parse_expected_failures,
+    run_check,
+    run_conformance,
+)
+from .tolerances import FINITE_DIFFERENCES, FORWARD, GRAD, CheckFailure, Tolerance, compare
+
+__all__ = [
+    "CHECKS",
+    "FINITE_DIFFERENCES",
+    "FORWARD",
+    "GRAD",
+    "Case",
+    "Check",
+    "CheckFailure",
+    "CheckResult",
+    "ConformanceReport",
+    "Context",
+    "Tolerance",
+    "build",
+    "case_names",
+    "check_ids",
+    "compare",
+    "load_backend",
+    "load_expected_failures",
+    "parse_expected_failures",
+    "rebuild",
+    "run_check",
+    "run_conformance",
+    "select",
+]
