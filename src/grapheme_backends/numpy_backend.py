@@ -7,10 +7,19 @@ plan's topological order, so each level is a contiguous block):
   CSR matrix whose data is a view of the level's slice of the sorted weights;
 * backward: ``delta = G[level] * act'(H[level])``, ``G[:start] += A_l.T @ delta``, and the
   weight gradient ``dW_e = delta[dst_e] . H[src_e]`` (a sampled dense-dense product),
-  computed in edge chunks so no ``E x B`` array is ever materialised.
+  computed in cache-sized edge chunks so no ``E x B`` array is ever materialised.
+
+All level matrices are views of one plan-ordered weight array, so loading the weights is
+a single gather; the sparse products call SciPy's own ``csr_matvecs``/``csc_matvecs``
+kernels to accumulate in place (falling back to ``A @ X``). The weight gradient batches
+rows of equal in-degree: their source rows are gathered once as ``[n, k, B]`` and
+multiplied by ``delta`` as ``[n, B, 1]``. See ``docs/performance.md`` for what limits each
+kernel.
 
 Subclass and override any method; :meth:`activate` and :meth:`activation_grad` are the
-elementwise seams, :meth:`edge_grads` the weight-gradient kernel.
+elementwise seams, :meth:`level_edge_grads` (batched) and :meth:`edge_grads` (generic;
+if a subclass overrides it, :meth:`backward` calls it per level) the weight-gradient
+kernels.
 """
 
 from __future__ import annotations
@@ -22,18 +31,79 @@ import numpy as np
 import scipy.sparse as sp
 
 from grapheme_core.backend import API_VERSION
-from grapheme_core.plan import ExecutionPlan
+from grapheme_core.plan import ActivationGroup, ExecutionPlan
 from grapheme_core.types import LEAKY_SLOPE, Activation
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
+
+try:  # the kernels behind SciPy's own ``csr @ dense``; used to accumulate in place
+    from scipy.sparse import _sparsetools
+
+    _csr_matvecs = _sparsetools.csr_matvecs
+    _csc_matvecs = _sparsetools.csc_matvecs
+except (ImportError, AttributeError):  # pragma: no cover - other SciPy layouts
+    _csr_matvecs = _csc_matvecs = None
+
+
+@attrs.frozen(eq=False)
+class EdgeBlock:
+    """Rows of one level that share an in-degree ``k``, for the weight-gradient kernel.
+
+    ``rows`` are level-relative destination rows (``[n]``, ascending), ``src`` the source
+    positions of their edges (``[n, k]``, row-major: the ``k`` edges of each row together)
+    and ``slots`` where each edge's gradient goes in the level's slice of the plan-ordered
+    gradient vector (``[n, k]``). ``contiguous`` means the rows are consecutive, so their
+    edges are consecutive too and ``slots`` is ``None`` (results are written in place).
+    """
+
+    degree: int
+    rows: np.ndarray
+    src: np.ndarray
+    slots: np.ndarray | None
+    contiguous: bool
+
+
+@attrs.frozen(eq=False)
+class LevelKernel:
+    """Everything one level's kernels need, as flat arrays (no per-node objects).
+
+    Nodes ``start:stop`` (topological positions) read positions ``< start`` through the
+    level's edges ``edge_start:edge_stop`` (plan order). ``matrix`` is the level's CSR
+    matrix (rows: the level's nodes, columns: all earlier positions) whose data is a view
+    of :attr:`CompiledPlan.sorted_weight`; ``transpose`` its CSC transpose sharing the same
+    arrays (both ``None`` for a level without incoming edges). ``src``/``edge_rows`` are
+    the edges' source positions and level-relative destination rows; ``blocks`` cover the
+    edges for the weight-gradient kernel, ``rest_*`` the edges of rows in blocks too small
+    to be worth batching (handled in one generic pass).
+    """
+
+    start: int
+    stop: int
+    edge_start: int
+    edge_stop: int
+    groups: tuple[ActivationGroup, ...]
+    matrix: sp.csr_matrix | None
+    transpose: sp.csc_matrix | None
+    indptr: np.ndarray
+    src: np.ndarray
+    edge_rows: np.ndarray
+    blocks: tuple[EdgeBlock, ...]
+    rest_slots: np.ndarray
+    rest_rows: np.ndarray
+    rest_src: np.ndarray
 
 
 @attrs.frozen(eq=False)
 class CompiledPlan:
     plan: ExecutionPlan
-    matrices: tuple[sp.csr_matrix | None, ...]  # per level; data refilled each call
+    matrices: tuple[sp.csr_matrix | None, ...]  # per level; data views of ``sorted_weight``
     transposes: tuple[sp.csc_matrix | None, ...]
     has_bias: np.ndarray
+    sorted_weight: np.ndarray | None = None  # [E] weights in plan (destination) order
+    levels: tuple[LevelKernel, ...] = ()
+    identity_order: bool = False  # plan edge order == weight vector order
+    edge_src: np.ndarray | None = None  # [E] source positions (plan order), small plans only
+    edge_dst: np.ndarray | None = None  # [E] destination positions, small plans only
 
 
 class NumpyBackend:
@@ -42,7 +112,11 @@ class NumpyBackend:
     name = "numpy"
     api_version = API_VERSION
     #: edges per chunk of the weight-gradient kernel is ``edge_chunk_elements // batch``
-    edge_chunk_elements = 1 << 20
+    #: (a chunk's gathered source rows then fit in L2 cache)
+    edge_chunk_elements = 1 << 16
+    #: rows of equal in-degree are batched (one small matmul per chunk) when a group has at
+    #: least this many edges; smaller groups share one generic gather-multiply-sum pass
+    min_block_edges = 1024
 
     # -- conversion ----------------------------------------------------------------
     def asarray(self, value: Any, dtype: str) -> np.ndarray:
@@ -96,52 +170,91 @@ class NumpyBackend:
         if activation is Activation.LEAKY_RELU:
             return np.where(h > 0, 1.0, LEAKY_SLOPE).astype(h.dtype)
         if activation is Activation.SIGMOID:
-            return h * (1 - h)
-        return 1 - h * h  # tanh
+            d = 1 - h
+            d *= h
+            return d
+        d = h * h  # tanh: 1 - h^2, with one temporary
+        np.subtract(1, d, out=d)
+        return d
 
     # -- kernels ---------------------------------------------------------------------
     def compile(self, plan: ExecutionPlan, dtype: str) -> CompiledPlan:
         np_dtype = _DTYPES[dtype]
-        matrices: list[sp.csr_matrix | None] = []
-        for lv, nodes, edges, _ in plan.levels():
-            if edges.stop == edges.start:
-                matrices.append(None)
-                continue
-            data = np.zeros(edges.stop - edges.start, dtype=np_dtype)
-            shape = (nodes.stop - nodes.start, nodes.start)
-            a = sp.csr_matrix(
-                (data, plan.edge_src[edges], plan.level_indptr(lv)), shape=shape, copy=False
+        index_dtype = np.int32 if max(plan.num_nodes, plan.num_edges) < 2**31 - 1 else np.int64
+        sorted_weight = np.zeros(plan.num_edges, dtype=np_dtype)
+        edge_src = plan.edge_src.astype(index_dtype)
+        src_all = plan.edge_src.astype(np.intp, copy=False)
+        rows_all = plan.edge_row.astype(np.intp, copy=False)
+        levels: list[LevelKernel] = []
+        for lv, nodes, edges, groups in plan.levels():
+            indptr = plan.level_indptr(lv).astype(index_dtype)
+            src, rows = src_all[edges], rows_all[edges]
+            matrix = transpose = None
+            if edges.stop > edges.start:
+                shape = (nodes.stop - nodes.start, nodes.start)
+                matrix = sp.csr_matrix(
+                    (sorted_weight[edges], edge_src[edges], indptr), shape=shape, copy=False
+                )
+                matrix.data = sorted_weight[edges]  # SciPy copies small views: share again
+                transpose = _transpose_sharing(matrix)
+            blocks, rest = _edge_blocks(indptr, src, self.min_block_edges)
+            levels.append(
+                LevelKernel(
+                    start=nodes.start,
+                    stop=nodes.stop,
+                    edge_start=edges.start,
+                    edge_stop=edges.stop,
+                    groups=groups,
+                    matrix=matrix,
+                    transpose=transpose,
+                    indptr=indptr,
+                    src=src,
+                    edge_rows=rows,
+                    blocks=blocks,
+                    rest_slots=rest,
+                    rest_rows=rows[rest],
+                    rest_src=src[rest],
+                )
             )
-            matrices.append(a)
-        transposes = tuple(None if a is None else a.T for a in matrices)
-        return CompiledPlan(plan, tuple(matrices), transposes, plan.has_bias.astype(np_dtype))
+        return CompiledPlan(
+            plan,
+            tuple(k.matrix for k in levels),
+            tuple(k.transpose for k in levels),
+            plan.has_bias.astype(np_dtype),
+            sorted_weight,
+            tuple(levels),
+            bool(np.array_equal(plan.edge_order, np.arange(plan.num_edges))),
+            *_global_edges(plan, src_all, self.edge_chunk_elements),
+        )
 
     def _load_weights(self, compiled: CompiledPlan, weight: np.ndarray) -> None:
-        """Copy the weights, in plan order, into each level's CSR data (in place)."""
-        sorted_w = weight[compiled.plan.edge_order]
-        for (_, _, edges, _), a in zip(compiled.plan.levels(), compiled.matrices, strict=True):
-            if a is not None:
-                a.data[:] = sorted_w[edges]
+        """Copy the weights, in plan order, into the CSR data of every level (in place):
+        all level matrices are views of one plan-ordered array, so this is one gather."""
+        out = compiled.sorted_weight
+        if compiled.identity_order:
+            np.copyto(out, weight)
+        else:
+            np.take(weight, compiled.plan.edge_order, out=out, mode="clip")
 
     def forward(
         self, compiled: CompiledPlan, weight: np.ndarray, bias: np.ndarray, x: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         plan = compiled.plan
         self._load_weights(compiled, weight)
-        h = np.zeros((plan.num_nodes, x.shape[0]), dtype=weight.dtype)
-        h[plan.input_positions] = x.T
-        h += (bias[plan.order] * compiled.has_bias)[:, None]
-        for (lv, nodes, _, groups), a in zip(plan.levels(), compiled.matrices, strict=True):
-            block = h[nodes]
-            if a is not None:
-                block += a @ h[: nodes.start]
-            for g in groups:
+        h = np.empty((plan.num_nodes, x.shape[0]), dtype=weight.dtype)
+        h[...] = (bias.take(plan.order) * compiled.has_bias)[:, None]
+        h[plan.input_positions] = x.T  # input nodes have no bias
+        fast = _fast_path(compiled, h)
+        for k in compiled.levels:
+            block = h[k.start : k.stop]
+            if k.matrix is not None:
+                _spmm_add(k.matrix, h[: k.start], block, fast)
+            for g in k.groups:
                 if g.rows is None:
                     self.activate(g.activation, block)
                 else:
                     block[g.rows] = self.activate(g.activation, block[g.rows])
-            del lv
-        return h[plan.output_positions].T.copy(), h
+        return h.take(plan.output_positions, axis=0).T.copy(), h
 
     def backward(
         self,
@@ -154,46 +267,110 @@ class NumpyBackend:
         plan = compiled.plan
         h = cache
         # The level matrices still hold the weights of the forward pass that made ``h``.
-        g = np.zeros_like(h)
-        np.add.at(g, plan.output_positions, grad_out.T)  # positions are distinct; add.at is safe
-        grad_sorted_w = np.zeros(plan.num_edges, dtype=h.dtype)
-        levels = list(plan.levels())
-        for (lv, nodes, edges, groups), at in zip(
-            reversed(levels), reversed(compiled.transposes), strict=True
-        ):
-            delta = g[nodes]  # becomes dL/dz of this level, in place
-            for grp in groups:
+        g = np.empty_like(h)  # empty + fill reuses freed pages; zeros (calloc) faults fresh ones
+        g.fill(0)
+        g[plan.output_positions] = grad_out.T  # distinct positions into zeros: a plain add
+        grad_sorted_w = np.empty(plan.num_edges, dtype=h.dtype)
+        custom_edge_grads = type(self).edge_grads is not NumpyBackend.edge_grads
+        fast = _fast_path(compiled, g)
+        for k in reversed(compiled.levels):
+            delta = g[k.start : k.stop]  # becomes dL/dz of this level, in place
+            for grp in k.groups:
                 if grp.rows is None:
-                    d = self.activation_grad(grp.activation, h[nodes])
+                    d = self.activation_grad(grp.activation, h[k.start : k.stop])
                     if d is not None:
                         delta *= d
                 else:
-                    d = self.activation_grad(grp.activation, h[nodes][grp.rows])
+                    d = self.activation_grad(grp.activation, h[k.start : k.stop][grp.rows])
                     if d is not None:
                         delta[grp.rows] *= d
-            if at is not None:
-                g[: nodes.start] += at @ delta
-                grad_sorted_w[edges] = self.edge_grads(
-                    delta, h, plan.edge_row[edges], plan.edge_src[edges]
-                )
-            del lv
-        grad_w = np.empty_like(grad_sorted_w)
-        grad_w[plan.edge_order] = grad_sorted_w
+            if k.transpose is not None:
+                _spmm_add(k.transpose, delta, g[: k.start], fast)
+        # ``g`` now holds dL/dz of every node, so the weight gradients need no level order.
+        if (
+            compiled.edge_dst is not None
+            and not custom_edge_grads
+            and (plan.num_edges * g.shape[1] <= self.edge_chunk_elements)
+        ):  # a small graph: one call for all edges instead of one per level
+            dz, hs = g.take(compiled.edge_dst, axis=0), h.take(compiled.edge_src, axis=0)
+            np.einsum("eb,eb->e", dz, hs, out=grad_sorted_w)
+        else:
+            for k in compiled.levels:
+                if k.edge_stop == k.edge_start:
+                    continue
+                delta = g[k.start : k.stop]
+                out = grad_sorted_w[k.edge_start : k.edge_stop]
+                if custom_edge_grads:
+                    out[...] = self.edge_grads(delta, h, k.edge_rows, k.src)
+                else:
+                    self.level_edge_grads(k, delta, h, out)
+        if compiled.identity_order:
+            grad_w = grad_sorted_w
+        else:
+            grad_w = np.empty_like(grad_sorted_w)
+            grad_w[plan.edge_order] = grad_sorted_w
         grad_b = np.empty(plan.num_nodes, dtype=h.dtype)
-        grad_b[plan.order] = g.sum(axis=1) * compiled.has_bias
-        grad_x = g[plan.input_positions].T.copy()
+        grad_b[plan.order] = np.einsum("nb->n", g) * compiled.has_bias  # no BLAS threads
+        grad_x = g.take(plan.input_positions, axis=0).T.copy()
         return grad_w, grad_b, grad_x
 
     def edge_grads(
         self, delta: np.ndarray, h: np.ndarray, rows: np.ndarray, cols: np.ndarray
     ) -> np.ndarray:
-        """``out[e] = delta[rows[e]] . h[cols[e]]``, chunked to bound temporary memory."""
+        """``out[e] = delta[rows[e]] . h[cols[e]]``, chunked to bound temporary memory.
+
+        The generic weight-gradient kernel (any ``rows``/``cols``). :meth:`backward` uses
+        :meth:`level_edge_grads`, which batches rows of equal in-degree, unless a subclass
+        overrides this method, in which case the override is called once per level.
+        """
         out = np.empty(rows.shape[0], dtype=h.dtype)
         chunk = max(1, self.edge_chunk_elements // max(1, h.shape[1]))
         for start in range(0, rows.shape[0], chunk):
             stop = start + chunk
-            np.einsum("eb,eb->e", delta[rows[start:stop]], h[cols[start:stop]], out=out[start:stop])
+            dz, hs = delta.take(rows[start:stop], axis=0), h.take(cols[start:stop], axis=0)
+            np.einsum("eb,eb->e", dz, hs, out=out[start:stop])
         return out
+
+    def level_edge_grads(
+        self, kernel: LevelKernel, delta: np.ndarray, h: np.ndarray, out: np.ndarray
+    ) -> None:
+        """Weight gradients of one level's edges into ``out`` (plan order within the level):
+        ``out[e] = delta[row_e] . h[src_e]``, the sampled dense-dense product.
+
+        Rows of equal in-degree ``k`` form blocks: for a chunk of ``n`` such rows the source
+        rows are gathered once into ``[n, k, B]`` and multiplied by ``delta[rows]`` as
+        ``[n, B, 1]`` (one batched matmul), so ``delta`` is never replicated per edge and
+        no temporary exceeds ``edge_chunk_elements`` values (it stays in cache).
+        """
+        batch = h.shape[1]
+        chunk_edges = max(1, self.edge_chunk_elements // max(1, batch))
+        if kernel.edge_stop - kernel.edge_start <= chunk_edges:  # small: one generic pass
+            dz, hs = delta.take(kernel.edge_rows, axis=0), h.take(kernel.src, axis=0)
+            np.einsum("eb,eb->e", dz, hs, out=out)
+            return
+        for blk in kernel.blocks:
+            per = max(1, chunk_edges // blk.degree)
+            n = blk.rows.shape[0]
+            for r0 in range(0, n, per):
+                r1 = min(n, r0 + per)
+                src = blk.src[r0:r1].reshape(-1)
+                gathered = h.take(src, axis=0).reshape(r1 - r0, blk.degree, batch)
+                if blk.contiguous:
+                    first = int(blk.rows[r0])
+                    e0 = int(kernel.indptr[first])
+                    target = out[e0 : e0 + src.shape[0]].reshape(r1 - r0, blk.degree, 1)
+                    np.matmul(gathered, delta[first : first + (r1 - r0), :, None], out=target)
+                else:
+                    d = delta.take(blk.rows[r0:r1], axis=0)[:, :, None]
+                    out[blk.slots[r0:r1].reshape(-1)] = np.matmul(gathered, d).reshape(-1)
+        rest = kernel.rest_slots
+        for e0 in range(0, rest.shape[0], chunk_edges):
+            e1 = e0 + chunk_edges
+            out[rest[e0:e1]] = np.einsum(
+                "eb,eb->e",
+                delta.take(kernel.rest_rows[e0:e1], axis=0),
+                h.take(kernel.rest_src[e0:e1], axis=0),
+            )
 
     # -- optimizers ------------------------------------------------------------------
     def sgd_step(self, param: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
@@ -231,3 +408,82 @@ class NumpyBackend:
     ) -> np.ndarray:
         np.add.at(table, index, rows)
         return table
+
+
+# -- level kernels -------------------------------------------------------------------------
+def _fast_path(compiled: CompiledPlan, state: np.ndarray) -> bool:
+    """Whether SciPy's ``csr_matvecs``/``csc_matvecs`` kernels can be called directly."""
+    return (
+        _csr_matvecs is not None
+        and state.flags.c_contiguous
+        and state.dtype == compiled.sorted_weight.dtype
+    )
+
+
+def _spmm_add(a: sp.csr_matrix | sp.csc_matrix, x: np.ndarray, y: np.ndarray, fast: bool) -> None:
+    """``y += a @ x`` for a level's CSR matrix or its CSC transpose, dense ``x``/``y``.
+
+    SciPy's own ``a @ x`` allocates a zeroed result that the caller then adds; with
+    ``fast`` (C-contiguous row blocks of one state array, same dtype as the weights) the
+    ``csr_matvecs``/``csc_matvecs`` kernels that SciPy itself uses accumulate straight
+    into ``y``: no temporary, no extra pass, microseconds less overhead per level.
+    """
+    if fast and a.indptr.dtype == a.indices.dtype:
+        kernel = _csr_matvecs if a.format == "csr" else _csc_matvecs
+        rows, cols, vecs = y.shape[0], x.shape[0], y.shape[1]
+        kernel(rows, cols, vecs, a.indptr, a.indices, a.data, x.reshape(-1), y.reshape(-1))
+    else:
+        y += a @ x
+
+
+def _transpose_sharing(a: sp.csr_matrix) -> sp.csc_matrix:
+    """``a.T`` as CSC whose data array is ``a.data`` itself (SciPy may copy small views)."""
+    at = a.T
+    at.data = a.data
+    return at
+
+
+def _global_edges(
+    plan: ExecutionPlan, src: np.ndarray, limit: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Source and destination positions of all edges, kept only for plans small enough
+    that the weight gradients of every level fit in one chunk at batch size 1."""
+    if plan.num_edges > limit:
+        return None, None
+    level_start = np.repeat(plan.level_offsets[:-1], np.diff(plan.edge_offsets))
+    return src, (level_start + plan.edge_row).astype(np.intp)
+
+
+def _edge_blocks(
+    indptr: np.ndarray, src: np.ndarray, min_edges: int
+) -> tuple[tuple[EdgeBlock, ...], np.ndarray]:
+    """Group a level's rows by in-degree for :meth:`NumpyBackend.level_edge_grads`.
+
+    Returns the blocks and the level-relative slots of the edges left to the generic pass.
+    The loop runs over distinct in-degrees, never over nodes or edges.
+    """
+    deg = np.diff(indptr).astype(np.int64)
+    n_rows = deg.shape[0]
+    none = np.zeros(0, dtype=np.intp)
+    if n_rows == 0 or src.shape[0] == 0:
+        return (), none
+    if deg[0] > 0 and np.all(deg == deg[0]):  # uniform in-degree: one block, no index copies
+        k = int(deg[0])
+        rows = np.arange(n_rows, dtype=np.intp)
+        return (EdgeBlock(k, rows, src.reshape(n_rows, k), None, True),), none
+    order = np.argsort(deg, kind="stable")
+    degrees, first, counts = np.unique(deg[order], return_index=True, return_counts=True)
+    blocks = []
+    rest = []
+    for k, f, c in zip(degrees.tolist(), first.tolist(), counts.tolist(), strict=True):
+        if k == 0:
+            continue
+        rows = order[f : f + c].astype(np.intp)  # ascending (stable sort)
+        slots = indptr[rows].astype(np.intp)[:, None] + np.arange(k, dtype=np.intp)
+        if c * k < min_edges:
+            rest.append(slots.reshape(-1))
+            continue
+        contiguous = bool(rows[-1] - rows[0] == c - 1)
+        blocks.append(EdgeBlock(k, rows, src[slots], None if contiguous else slots, contiguous))
+    rest_slots = np.sort(np.concatenate(rest)) if rest else none
+    return tuple(blocks), rest_slots

@@ -57,6 +57,11 @@ class GraphStructure:
         self._dst = _Column(np.int64)
         self._levels: tuple[int, np.ndarray] | None = None  # (version, level per slot)
         self._adj: tuple[int, object] | None = None
+        # (version, node count, edge count, src slots, dst slots), read-only arrays
+        self._ends: tuple[int, int, int, np.ndarray, np.ndarray] | None = None
+        # what check_new_edges learnt, for the add_edges that follows it:
+        # (version, src, dst, src slots, dst slots, levels after the add or None)
+        self._checked: tuple | None = None
 
     # -- views -------------------------------------------------------------------------
     @property
@@ -103,10 +108,29 @@ class GraphStructure:
         return _slots(self.edge_ids, ids, "edge")
 
     def src_slots(self) -> np.ndarray:
-        return np.searchsorted(self.node_ids, self.src)
+        """Slot of every edge's source (read-only, cached for the current version)."""
+        return self._endpoint_slots()[0]
 
     def dst_slots(self) -> np.ndarray:
-        return np.searchsorted(self.node_ids, self.dst)
+        """Slot of every edge's destination (read-only, cached for the current version)."""
+        return self._endpoint_slots()[1]
+
+    def _endpoint_slots(self) -> tuple[np.ndarray, np.ndarray]:
+        key = (self.version, self.node_count, self.edge_count)
+        if self._ends is None or self._ends[:3] != key:
+            src = _slots(self.node_ids, self.src, "source node")
+            dst = _slots(self.node_ids, self.dst, "destination node")
+            self._ends = (*key, _frozen(src), _frozen(dst))
+        return self._ends[3], self._ends[4]
+
+    def _valid_ends(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if self._ends is not None and self._ends[:3] == (
+            self.version,
+            self.node_count,
+            self.edge_count,
+        ):
+            return self._ends[3], self._ends[4]
+        return None
 
     def levels(self) -> np.ndarray:
         """Longest-path level per slot, cached for the current version."""
@@ -124,6 +148,7 @@ class GraphStructure:
         ids = np.arange(self.next_node_id, self.next_node_id + count, dtype=np.int64)
         self._node_id.extend(ids)
         self._kind.extend(np.full(count, int(kind), dtype=np.int8))
+        ends = self._valid_ends()
         self._act.extend(np.full(count, int(activation), dtype=np.int8))
         self.next_node_id += count
         if self._levels is not None and self._levels[0] == self.version:
@@ -132,6 +157,8 @@ class GraphStructure:
                 self.version + 1,
                 np.concatenate([self._levels[1], np.zeros(count, np.int64)]),
             )
+        if ends is not None:  # new ids are the largest: existing slots do not move
+            self._ends = (self.version + 1, self.node_count, self.edge_count, *ends)
         self.version += 1
         return ids
 
@@ -152,15 +179,21 @@ class GraphStructure:
         if src.shape[0] == 1:
             levels = self.levels()
             if levels[src_slot[0]] < levels[dst_slot[0]]:
-                return  # dst cannot reach a node on a lower level
+                # dst cannot reach a node on a lower level; no level changes either
+                self._checked = (self.version, src, dst, src_slot, dst_slot, levels)
+                return
             path = topology.find_path(self._adjacency(), int(dst_slot[0]), int(src_slot[0]))
             if path is not None:
                 self._raise_cycle(0, src, dst, path)
+            self._checked = (self.version, src, dst, src_slot, dst_slot, None)
             return
         old_src, old_dst = self.src_slots(), self.dst_slots()
         all_src = np.concatenate([old_src, src_slot])
         all_dst = np.concatenate([old_dst, dst_slot])
-        if topology.longest_path_levels(self.node_count, all_src, all_dst) is not None:
+        new_levels = topology.longest_path_levels(self.node_count, all_src, all_dst)
+        if new_levels is not None:
+            # The levels and slots after the add are known now: hand them to add_edges.
+            self._checked = (self.version, src, dst, src_slot, dst_slot, new_levels)
             return
         k = topology.first_cycle_closing(self.node_count, old_src, old_dst, src_slot, dst_slot)
         adj = topology.adjacency(
@@ -184,12 +217,30 @@ class GraphStructure:
 
     def add_edges(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """Append edges that :meth:`check_new_edges` accepted; returns their new ids."""
+        checked, self._checked = self._checked, None
+        ends = self._valid_ends()
         k = src.shape[0]
         ids = np.arange(self.next_edge_id, self.next_edge_id + k, dtype=np.int64)
         self._edge_id.extend(ids)
         self._src.extend(src.astype(np.int64))
         self._dst.extend(dst.astype(np.int64))
         self.next_edge_id += k
+        if (
+            checked is not None
+            and checked[0] == self.version
+            and (checked[1] is src and checked[2] is dst)
+        ):  # carry the slots and levels computed by the check over to the new version
+            _, _, _, src_slot, dst_slot, levels = checked
+            if ends is not None:
+                self._ends = (
+                    self.version + 1,
+                    self.node_count,
+                    self.edge_count,
+                    _frozen(np.concatenate([ends[0], src_slot])),
+                    _frozen(np.concatenate([ends[1], dst_slot])),
+                )
+            if levels is not None:
+                self._levels = (self.version + 1, levels)
         self.version += 1
         return ids
 
@@ -273,13 +324,41 @@ class GraphStructure:
 
 
 def _slots(sorted_ids: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
-    slots = np.searchsorted(sorted_ids, ids)
-    ok = slots < sorted_ids.shape[0]
-    ok[ok] = sorted_ids[slots[ok]] == ids[ok]
+    """Positions of ``ids`` in the strictly increasing ``sorted_ids``.
+
+    Without removals the ids are contiguous and a slot is ``id - first``; a bulk lookup
+    after removals uses a dense table over the id range; small lookups binary-search.
+    """
+    n = sorted_ids.shape[0]
+    if n and ids.size:
+        first, last = int(sorted_ids[0]), int(sorted_ids[-1])
+        if last - first == n - 1:  # contiguous ids
+            slots = ids - first
+            ok = (slots >= 0) & (slots < n)
+        elif 8 * ids.size >= n and last - first < 4 * n + 1024:
+            table = np.full(last - first + 1, -1, dtype=np.int64)
+            table[sorted_ids - first] = np.arange(n)
+            rel = ids - first
+            inside = (rel >= 0) & (rel <= last - first)
+            slots = np.where(inside, table[np.where(inside, rel, 0)], -1)
+            ok = slots >= 0
+        else:
+            slots = np.searchsorted(sorted_ids, ids)
+            ok = slots < n
+            ok[ok] = sorted_ids[slots[ok]] == ids[ok]
+    else:
+        slots = np.searchsorted(sorted_ids, ids)
+        ok = slots < n
+        ok[ok] = sorted_ids[slots[ok]] == ids[ok]
     if not ok.all():
         bad = int(ids[np.flatnonzero(~ok)[0]])
         raise GraphError(f"unknown {what} id {bad} (it was never created or has been removed)")
     return slots
+
+
+def _frozen(arr: np.ndarray) -> np.ndarray:
+    arr.flags.writeable = False
+    return arr
 
 
 def _where(k: int, batch: np.ndarray) -> str:

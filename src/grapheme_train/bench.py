@@ -6,14 +6,17 @@ machine:
 * **standard graph** (the default): 256 inputs, 8 levels of 4096 tanh nodes, each with 32
   incoming edges drawn uniformly (with replacement) from all earlier nodes, about 1.05M
   edges, batch 64, float32, seed 0. The last level's nodes are the outputs (kind OUTPUT,
-  tanh), so the loss depends on every level. Medians over ``--runs`` runs after a
-  warm-up of: build (bulk ``add_nodes``/``add_edges``), plan compile (host plan +
+  tanh), so the loss depends on every level. Medians (and minima) over ``--runs`` runs
+  after a warm-up of: build (bulk ``add_nodes``/``add_edges``), plan compile (host plan +
   backend compile), forward, backward, optimizer step (SGD), full training step
   (zero_grad + forward + MSE gradient + backward + step), the first training step on a
   fresh plan (includes any JIT compilation), and peak memory. The **baseline** is a
   plain SciPy CSR forward sweep over the same levels with the same weights (one sparse
   product + ``tanh`` per level), timed in the same process; every figure is also given
-  as a ratio to it.
+  as a ratio to it. Each timed run is paired with a baseline run just before it (both
+  timed warm, on their second consecutive call); ``ratio`` is the median of the per-run
+  ratios, so drift in the machine's load cancels, and ``ratio_of_minima`` (best run over
+  best baseline run) is given as the steadier figure on a busy machine.
 * **small graph** (``--small`` runs only this and the naive comparison): a few hundred
   nodes at batch 1, 4 and 16, the regime of the unified trainer, where Python overhead
   per level dominates; reported as training steps per second.
@@ -51,6 +54,7 @@ import scipy.sparse as sp
 
 from grapheme_core import (
     Activation,
+    Backend,
     BackendLoadError,
     BackendNotFoundError,
     DagNN,
@@ -221,12 +225,15 @@ def paired_runs(
 
 def _figure(times: list[float], base_times: list[float]) -> dict[str, Any]:
     """Median, minimum and runs of a figure; ``ratio`` is the median of the per-run ratios
-    to the paired baseline runs."""
+    to the paired baseline runs, ``ratio_of_minima`` the best run over the best paired
+    baseline run (on a busy machine noise only adds time, so it is the steadier of the
+    two; the targets use ``ratio``)."""
     return {
         "median_s": statistics.median(times),
         "min_s": min(times),
         "runs_s": times,
         "ratio": statistics.median(f / b for f, b in zip(times, base_times, strict=True)),
+        "ratio_of_minima": min(times) / min(base_times),
     }
 
 
@@ -553,6 +560,14 @@ def machine_info(backend_name: str) -> dict[str, Any]:
     return info
 
 
+def _load_average() -> list[float] | None:
+    """1/5/15-minute load averages: on a shared machine they say how noisy a run was."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on every platform
+        return None
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
@@ -565,21 +580,26 @@ def _cpu_model() -> str:
 
 
 def run_bench(
-    backend_name: str | None = None,
-    runs: int = 7,
+    backend_name: str | Backend | None = None,
+    runs: int = 11,
     small_only: bool = False,
     shape: GraphShape = STANDARD,
     small: GraphShape = SMALL,
     naive: GraphShape = NAIVE,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark and return the result as plain JSON-able data."""
-    backend = get_backend(backend_name)
-    result: dict[str, Any] = {"backend": backend.name, "runs": runs}
+    """Run the benchmark and return the result as plain JSON-able data. ``options`` go
+    to :func:`grapheme_core.get_backend` (e.g. ``num_threads`` for torch)."""
+    options = dict(options or {})
+    backend = get_backend(backend_name, **options)
+    result: dict[str, Any] = {"backend": backend.name, "options": options, "runs": runs}
+    load_before = _load_average()
     if not small_only:
         result["standard"] = measure_standard(backend, shape, runs)
     result["small"] = measure_small(backend, small, runs)
     result["naive"] = measure_naive(backend, naive, runs)
     result["machine"] = machine_info(backend.name)
+    result["machine"]["load_average"] = {"before": load_before, "after": _load_average()}
     result["targets"] = _targets(result)
     return result
 
@@ -620,9 +640,16 @@ def render(result: dict[str, Any]) -> str:
     lines = []
     m = result["machine"]
     lines.append(
-        f"grapheme bench: backend {result['backend']}, {result['runs']} runs (medians); "
+        f"grapheme bench: backend {result['backend']}"
+        + "".join(f" {k}={v}" for k, v in result.get("options", {}).items())
+        + f", {result['runs']} runs (medians); "
         f"{m['cpu']}, {m['cores']} cores; numpy {m['numpy']}, scipy {m['scipy']}"
         + "".join(f", {k} {m[k]}" for k in ("torch", "jax") if k in m)
+        + (
+            f"; load average {m['load_average']['before'][0]} -> {m['load_average']['after'][0]}"
+            if m.get("load_average", {}).get("before")
+            else ""
+        )
     )
     std = result.get("standard")
     if std is not None:
@@ -632,15 +659,20 @@ def render(result: dict[str, Any]) -> str:
             f"(last level = outputs), fan-in {g['fan_in']}, {g['edges']:,} edges, "
             f"batch {g['batch']}, {g['dtype']}, seed {g['seed']}"
         )
-        lines.append(f"{'figure':34} {'median':>13} {'min':>13}  {'x baseline':>10}")
+        lines.append(
+            f"{'figure':34} {'median':>13} {'min':>13}  {'x baseline':>10}  {'(minima)':>8}"
+        )
         base = std["baseline"]
         lines.append(
             f"{'baseline: SciPy CSR forward sweep':34} {_ms(base['median_s'])} "
-            f"{_ms(base['min_s'])}  {1.0:10.2f}"
+            f"{_ms(base['min_s'])}  {1.0:10.2f}  {1.0:8.2f}"
         )
         for key, label in _LABELS.items():
             f = std["figures"][key]
-            lines.append(f"{label:34} {_ms(f['median_s'])} {_ms(f['min_s'])}  {f['ratio']:10.2f}")
+            lines.append(
+                f"{label:34} {_ms(f['median_s'])} {_ms(f['min_s'])}  {f['ratio']:10.2f}"
+                f"  {f['ratio_of_minima']:8.2f}"
+            )
         mem = std["memory"]
         lines.append(
             f"{'peak memory':34} {mem['peak_bytes'] / 2**20:10.1f} MiB  "
@@ -691,6 +723,20 @@ class _UsageProblem(click.ClickException):
     exit_code = 2
 
 
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings; values that read as JSON (numbers, booleans) are converted."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _UsageProblem(f"--option expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
 @click.command("bench")
 @click.option(
     "--backend",
@@ -708,10 +754,17 @@ class _UsageProblem(click.ClickException):
 )
 @click.option(
     "--runs",
-    default=7,
+    default=11,
     show_default=True,
     type=click.IntRange(min=1),
     help="Timed runs per figure, after one warm-up (medians are reported).",
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Backend option passed to get_backend, e.g. num_threads=2 (repeatable).",
 )
 @click.option("--inputs", default=STANDARD.inputs, hidden=True, type=click.IntRange(min=1))
 @click.option("--levels", default=STANDARD.levels, hidden=True, type=click.IntRange(min=1))
@@ -729,6 +782,7 @@ def bench(
     as_json: bool,
     small_only: bool,
     runs: int,
+    options: tuple[str, ...],
     inputs: int,
     levels: int,
     width: int,
@@ -742,10 +796,12 @@ def bench(
     if tiny:
         small = GraphShape(inputs=8, levels=2, width=8, fan_in=4, batch=1)
         naive = GraphShape(inputs=8, levels=2, width=16, fan_in=4, batch=2)
+    opts = _parse_options(options)
     try:
-        result = run_bench(backend_name, runs, small_only, shape, small, naive)
-    except (BackendNotFoundError, BackendLoadError, IncompatibleBackendError) as exc:
+        backend = get_backend(backend_name, **opts)
+    except (BackendNotFoundError, BackendLoadError, IncompatibleBackendError, ValueError) as exc:
         raise _UsageProblem(str(exc)) from exc
+    result = run_bench(backend, runs, small_only, shape, small, naive, opts)
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
 
 
