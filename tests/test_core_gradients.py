@@ -185,3 +185,17 @@ def test_training_reduces_loss():
         dag.backward_accumulate(2 * (y - t) / y.size)
         dag.step(0.03)
     assert losses[-1] < 0.01 * losses[0]
+
+
+def test_backward_uses_the_weights_of_its_forward_pass():
+    x = np.random.default_rng(0).standard_normal((2, 8))
+    a = random_dag(n_hidden=30, n_outputs=3, seed=6, dtype="float64")
+    b = random_dag(n_hidden=30, n_outputs=3, seed=6, dtype="float64")
+    for dag in (a, b):
+        dag.forward(x)
+        dag.backward_accumulate(np.ones((2, 3)))
+    b.zero_grad()
+    b.forward(x)
+    b.step(0.5)  # in-place update between forward and backward
+    b.backward_accumulate(np.ones((2, 3)))
+    np.testing.assert_array_equal(b.get_gradients()["weight"], a.get_gradients()["weight"])

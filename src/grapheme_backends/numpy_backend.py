@@ -93,8 +93,11 @@ class LevelKernel:
     rest_src: np.ndarray
 
 
-@attrs.frozen(eq=False)
+@attrs.define(eq=False)
 class CompiledPlan:
+    """One plan's kernels. ``sorted_weight`` is the weight array the level matrices view
+    now; it is swapped (never overwritten) by each forward, so a cache keeps its weights."""
+
     plan: ExecutionPlan
     matrices: tuple[sp.csr_matrix | None, ...]  # per level; data views of ``sorted_weight``
     transposes: tuple[sp.csc_matrix | None, ...]
@@ -227,20 +230,32 @@ class NumpyBackend:
             *_global_edges(plan, src_all, self.edge_chunk_elements),
         )
 
-    def _load_weights(self, compiled: CompiledPlan, weight: np.ndarray) -> None:
-        """Copy the weights, in plan order, into the CSR data of every level (in place):
-        all level matrices are views of one plan-ordered array, so this is one gather."""
-        out = compiled.sorted_weight
+    def _load_weights(self, compiled: CompiledPlan, weight: np.ndarray) -> np.ndarray:
+        """The weights in plan order as a fresh array (one gather), viewed by every level
+        matrix. Fresh, so the forward cache keeps the exact weights it was computed with
+        even when an optimizer later updates ``weight`` in place."""
         if compiled.identity_order:
-            np.copyto(out, weight)
+            sorted_w = weight.copy()
         else:
-            np.take(weight, compiled.plan.edge_order, out=out, mode="clip")
+            sorted_w = weight.take(compiled.plan.edge_order)
+        self._use_weights(compiled, sorted_w)
+        return sorted_w
+
+    def _use_weights(self, compiled: CompiledPlan, sorted_w: np.ndarray) -> None:
+        """Point every level matrix (and its transpose) at slices of ``sorted_w``."""
+        if compiled.sorted_weight is sorted_w:
+            return
+        for k in compiled.levels:
+            if k.matrix is not None:
+                k.matrix.data = sorted_w[k.edge_start : k.edge_stop]
+                k.transpose.data = k.matrix.data
+        compiled.sorted_weight = sorted_w
 
     def forward(
         self, compiled: CompiledPlan, weight: np.ndarray, bias: np.ndarray, x: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         plan = compiled.plan
-        self._load_weights(compiled, weight)
+        sorted_w = self._load_weights(compiled, weight)
         h = np.empty((plan.num_nodes, x.shape[0]), dtype=weight.dtype)
         h[...] = (bias.take(plan.order) * compiled.has_bias)[:, None]
         h[plan.input_positions] = x.T  # input nodes have no bias
@@ -254,7 +269,7 @@ class NumpyBackend:
                     self.activate(g.activation, block)
                 else:
                     block[g.rows] = self.activate(g.activation, block[g.rows])
-        return h.take(plan.output_positions, axis=0).T.copy(), h
+        return h.take(plan.output_positions, axis=0).T.copy(), (h, sorted_w)
 
     def backward(
         self,
@@ -265,8 +280,8 @@ class NumpyBackend:
         grad_out: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         plan = compiled.plan
-        h = cache
-        # The level matrices still hold the weights of the forward pass that made ``h``.
+        h, sorted_w = cache
+        self._use_weights(compiled, sorted_w)  # the gradient of *that* forward pass
         g = np.empty_like(h)  # empty + fill reuses freed pages; zeros (calloc) faults fresh ones
         g.fill(0)
         g[plan.output_positions] = grad_out.T  # distinct positions into zeros: a plain add

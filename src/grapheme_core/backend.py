@@ -68,7 +68,9 @@ class Backend(Protocol):
     def backward(
         self, compiled: Any, weight: Array, bias: Array, cache: Any, grad_out: Array
     ) -> tuple[Array, Array, Array]:
-        """Reverse pass for ``dL/dy = grad_out`` (``[B, n_outputs]``).
+        """Reverse pass for ``dL/dy = grad_out`` (``[B, n_outputs]``): the gradient of the
+        forward pass that produced ``cache``, with the weights that pass used (``weight``
+        is the current vector, which an optimizer step may have changed since).
 
         Returns ``(dL/dweight [E], dL/dbias [N], dL/dx [B, n_inputs])``; the bias
         gradient of input nodes is zero. Gradients are returned, not accumulated.

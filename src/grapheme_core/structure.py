@@ -55,6 +55,8 @@ class GraphStructure:
         self._edge_id = _Column(np.int64)
         self._src = _Column(np.int64)  # node ids, not slots
         self._dst = _Column(np.int64)
+        self._kind_cache: dict[int, np.ndarray] = {}
+        self._kind_cache_version = -1
         self._levels: tuple[int, np.ndarray] | None = None  # (version, level per slot)
         self._adj: tuple[int, object] | None = None
         # (version, node count, edge count, src slots, dst slots), read-only arrays
@@ -97,7 +99,15 @@ class GraphStructure:
         return self._edge_id.n
 
     def nodes_of_kind(self, kind: NodeKind) -> np.ndarray:
-        return self.node_ids[self.kinds == kind]
+        """Ids of one kind, ascending; cached per version (read-only array)."""
+        if self._kind_cache_version != self.version:
+            self._kind_cache, self._kind_cache_version = {}, self.version
+        ids = self._kind_cache.get(int(kind))
+        if ids is None:
+            ids = self.node_ids[self.kinds == kind]
+            ids.flags.writeable = False
+            self._kind_cache[int(kind)] = ids
+        return ids
 
     # -- lookups -----------------------------------------------------------------------
     def node_slots(self, ids: np.ndarray, what: str = "node") -> np.ndarray:
