@@ -1,0 +1,593 @@
+"""The PyTorch backend: the reference semantics of the NumPy backend on torch tensors.
+
+Select it with ``get_backend("torch", device="cuda:0", num_threads=8)`` or
+``DagNN(backend=TorchBackend(device="cpu"))``. Options (all keyword-only):
+
+* ``device``: ``"cpu"`` (default), ``"cuda"`` or ``"cuda:N"`` (a ``torch.device`` works
+  too). A device this process cannot use raises :class:`DeviceUnavailableError` (both a
+  ``BackendLoadError`` and a ``ValueError``) naming the device and the reason.
+* ``num_threads``: calls ``torch.set_num_threads`` when given; otherwise torch's current
+  setting is left alone.
+* ``kernels``: ``"csr"`` (default, the faster; see below) or ``"index_add"``.
+
+TF32 is switched off for CUDA matmuls and cuDNN (``allow_tf32 = False``) when the backend
+is created, so float32 results do not depend on the GPU generation.
+
+Kernels work like the NumPy reference, level by level on a node-major state ``H``
+``[N, B]`` whose rows follow the plan's topological positions. :meth:`TorchBackend.compile`
+turns a plan into per-level index tensors on the device once. Per call, each level's
+weights are gathered straight from the weight vector into new tensors that the forward
+cache keeps, so ``backward`` uses exactly the weights its forward used.
+
+``kernels="csr"``
+    forward ``H[l].addmm_(A_l, H[:start])`` with ``A_l`` a ``torch.sparse_csr_tensor``
+    (columns sorted and multi-edges merged into one summed entry at compile time, as
+    torch's CSR invariants require); backward ``G[:start].addmm_(A_l^T, delta)`` with
+    ``A_l^T`` an explicit CSR whose layout is compiled once (faster than ``A_l.t()``,
+    which is CSC), and the weight gradient ``dW_e = delta[dst_e] . H[src_e]`` as a
+    sampled dense-dense product (``torch.sparse.sampled_addmm``), which computes one dot
+    product per nonzero and never forms an ``E x B`` array; every edge of a merged entry
+    gets the entry's gradient.
+``kernels="index_add"``
+    forward ``H[l].index_add_(0, dst, H[src] * w)``, backward
+    ``G.index_add_(0, src, delta[dst] * w)`` and ``dW = (delta[dst] * H[src]).sum(1)``,
+    each in edge chunks of ``edge_chunk_elements // B`` edges.
+
+Measured on the development machine (2 CPU cores shared with other jobs, torch
+2.13.0+cpu) on the 1M-edge benchmark graph: 256 inputs, 8 levels of 4096 tanh nodes, 32
+random incoming edges each from all earlier nodes (1,048,576 edges), batch 64, float32.
+Kernel calls only (``forward`` / ``backward`` of the backend, plan compiled once), median
+(min) of 40 repetitions in alternating blocks, milliseconds, ``num_threads=1``, load
+average ~5::
+
+    kernels            forward         backward
+    torch csr          11.6 (10.0)     26.6  (24.2)
+    torch index_add    57.6 (51.3)     130.3 (121.8)
+    numpy reference    16.2 (15.6)     39.3  (35.6)
+
+A run with ``num_threads=2`` (20 repetitions, load ~2 at the start)::
+
+    torch csr          8.8  (7.0)      25.6  (15.0)
+    torch index_add    130.6 (29.7)    926.9 (68.8)
+    numpy reference    15.8 (15.2)     37.2  (36.2)
+
+(two OpenMP threads on two shared cores are noisy: compare the minima). Sparse CSR wins
+by 4-5x on both passes in every run, so ``csr`` is the default.
+Reproduce with ``python -m grapheme_backends.torch_backend [num_threads]``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+
+from grapheme_core.backend import API_VERSION
+from grapheme_core.errors import BackendLoadError
+from grapheme_core.plan import ExecutionPlan
+from grapheme_core.types import LEAKY_SLOPE, Activation
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_KERNELS = ("csr", "index_add")
+
+
+class DeviceUnavailableError(BackendLoadError, ValueError):
+    """The requested torch device does not exist or cannot be used in this process."""
+
+
+def _torch_dtype(dtype: Any) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        if dtype in _DTYPES.values():
+            return dtype
+    else:
+        try:
+            return _DTYPES[str(np.dtype(dtype))]
+        except (TypeError, KeyError):
+            pass
+    raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def resolve_device(device: Any) -> torch.device:
+    """Validate ``device`` (``cpu``, ``cuda``, ``cuda:N``) and return it as a ``torch.device``."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"invalid torch device {device!r}; use 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type != "cuda":
+        raise ValueError(
+            f"unsupported torch device {device!r} for the grapheme torch backend; "
+            f"use 'cpu', 'cuda' or 'cuda:N'"
+        )
+    if not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            f"torch device {device!r} is not available: CUDA is not available to torch "
+            f"{torch.__version__} in this process (CUDA build: {torch.version.cuda or 'no'}); "
+            f"use device='cpu'"
+        )
+    count = torch.cuda.device_count()
+    index = torch.cuda.current_device() if dev.index is None else dev.index
+    if index >= count:
+        raise DeviceUnavailableError(
+            f"torch device {device!r} is not available: this process sees {count} CUDA "
+            f"device(s) (cuda:0..cuda:{count - 1})"
+        )
+    return torch.device("cuda", index)
+
+
+@attrs.frozen(eq=False)
+class _Level:
+    """Index tensors of one level, on the device.
+
+    Each level has ``K`` *entries*: its edges in plan order for the index_add kernels;
+    for the csr kernels the nonzeros of ``A_l``, with columns sorted and multi-edges
+    merged into one entry (torch's CSR invariants ask for sorted, distinct columns).
+    Entry values are gathered straight from the model's weight vector.
+    """
+
+    start: int  # first topological position of the level
+    stop: int
+    k0: int  # the level's entries are k0:k1 of the plan's concatenated entries
+    k1: int
+    groups: tuple[tuple[Activation, torch.Tensor | None], ...]
+    weight_index: torch.Tensor | None = None  # [K] weight of each entry (csr: its first edge)
+    # csr: further edges merged into an entry (multi-edges); None when there are none
+    dup_entry: torch.Tensor | None = None
+    dup_weight_index: torch.Tensor | None = None
+    # index_add kernels, per entry (= edge)
+    src: torch.Tensor | None = None  # source position
+    row: torch.Tensor | None = None  # destination row within the level
+    # csr kernels
+    crow: torch.Tensor | None = None  # [rows + 1]
+    col: torch.Tensor | None = None  # [K] source position of each entry
+    t_crow: torch.Tensor | None = None  # the transpose A_l^T as CSR (rows: earlier positions)
+    t_col: torch.Tensor | None = None
+    t_order: torch.Tensor | None = None  # transpose values = entry values[t_order]
+    zero_values: torch.Tensor | None = None  # [K] sampling pattern for sampled_addmm
+
+    @property
+    def has_edges(self) -> bool:
+        return self.k1 > self.k0
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+@attrs.frozen(eq=False)
+class CompiledTorchPlan:
+    plan: ExecutionPlan
+    dtype: torch.dtype
+    device: torch.device
+    kernels: str
+    levels: tuple[_Level, ...]
+    num_entries: int
+    grad_index: torch.Tensor  # [E] weight -> its entry: dL/dw = entry gradients[grad_index]
+    order: torch.Tensor  # topo position -> node slot
+    position: torch.Tensor  # node slot -> topo position
+    has_bias: torch.Tensor  # [N] 0/1 per topo position
+    input_positions: torch.Tensor
+    output_positions: torch.Tensor
+
+
+@attrs.frozen(eq=False)
+class ForwardCache:
+    """What backward needs: the node values and the entry values the forward used."""
+
+    h: torch.Tensor  # [N, B], rows in topological positions
+    values: tuple[torch.Tensor | None, ...]  # per level (copies: later steps can't touch them)
+
+
+class TorchBackend:
+    """:class:`grapheme_core.backend.Backend` on PyTorch tensors (CPU or CUDA)."""
+
+    name = "torch"
+    api_version = API_VERSION
+    #: edges per chunk of the index_add kernels is ``edge_chunk_elements // batch``
+    edge_chunk_elements = 1 << 20
+
+    def __init__(
+        self,
+        *,
+        device: str | torch.device = "cpu",
+        num_threads: int | None = None,
+        kernels: str = "csr",
+    ) -> None:
+        self.device = resolve_device(device)
+        if kernels not in _KERNELS:
+            raise ValueError(f"kernels must be one of {', '.join(_KERNELS)}; got {kernels!r}")
+        self.kernels = kernels
+        if num_threads is not None:
+            if isinstance(num_threads, bool) or int(num_threads) != num_threads or num_threads < 1:
+                raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
+            torch.set_num_threads(int(num_threads))
+        self.num_threads = num_threads
+        # Reproducible float32 on GPUs: no TensorFloat-32 in matmuls or cuDNN.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+    def __repr__(self) -> str:
+        return f"TorchBackend(device={str(self.device)!r}, kernels={self.kernels!r})"
+
+    # -- conversion ----------------------------------------------------------------
+    def asarray(self, value: Any, dtype: str) -> torch.Tensor:
+        """NumPy data is copied (never aliased); a tensor already right is returned as is."""
+        dt = _torch_dtype(dtype)
+        if isinstance(value, torch.Tensor):
+            return value.detach().to(device=self.device, dtype=dt).contiguous()
+        arr = np.array(value, dtype=np.float64 if dt == torch.float64 else np.float32)
+        return torch.from_numpy(arr).to(self.device)
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        if isinstance(value, torch.Tensor):
+            host = value.detach().cpu().numpy()
+            return host.copy() if value.device.type == "cpu" else host  # .cpu() copied already
+        return np.array(value, copy=True)
+
+    def zeros(self, shape: tuple[int, ...], dtype: str) -> torch.Tensor:
+        return torch.zeros(tuple(shape), dtype=_torch_dtype(dtype), device=self.device)
+
+    def concat(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return torch.cat([first, second])
+
+    def take(self, value: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        return value.index_select(0, self._index(index))
+
+    def add(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return first.add_(second)
+
+    def scale(self, value: torch.Tensor, factor: float) -> torch.Tensor:
+        return value.mul_(float(factor))
+
+    def sum_squares(self, value: torch.Tensor) -> float:
+        v = value.reshape(-1)
+        return float(torch.dot(v, v))
+
+    def _index(self, index: Any) -> torch.Tensor:
+        if isinstance(index, torch.Tensor):
+            return index.to(device=self.device, dtype=torch.int64)
+        arr = np.asarray(index, dtype=np.int64).reshape(-1)
+        return torch.from_numpy(arr.copy()).to(self.device)
+
+    # -- elementwise seams ---------------------------------------------------------
+    def activate(self, activation: Activation, z: torch.Tensor) -> torch.Tensor:
+        """Apply ``activation`` to ``z`` in place and return it."""
+        if activation is Activation.RELU:
+            z.clamp_min_(0)
+        elif activation is Activation.LEAKY_RELU:
+            torch.nn.functional.leaky_relu_(z, LEAKY_SLOPE)
+        elif activation is Activation.SIGMOID:
+            z.sigmoid_()
+        elif activation is Activation.TANH:
+            z.tanh_()
+        return z
+
+    def activation_grad(self, activation: Activation, h: torch.Tensor) -> torch.Tensor | None:
+        """``act'(z)`` expressed through the output ``h = act(z)``; ``None`` means 1."""
+        if activation is Activation.LINEAR:
+            return None
+        if activation is Activation.RELU:
+            return (h > 0).to(h.dtype)
+        if activation is Activation.LEAKY_RELU:
+            return torch.full_like(h, LEAKY_SLOPE).masked_fill_(h > 0, 1.0)
+        if activation is Activation.SIGMOID:
+            return h * (1 - h)
+        return 1 - h * h  # tanh
+
+    # -- kernels ---------------------------------------------------------------------
+    def compile(self, plan: ExecutionPlan, dtype: str) -> CompiledTorchPlan:
+        dt = _torch_dtype(dtype)
+        dev = self.device
+
+        def idx(a: np.ndarray) -> torch.Tensor:  # a copy: never shares the plan's memory
+            return torch.from_numpy(np.array(a, dtype=np.int64, order="C")).to(dev)
+
+        levels = []
+        # entry of each plan-ordered (destination-sorted) edge, over all levels
+        edge_entry = np.empty(plan.num_edges, dtype=np.int64)
+        k0 = 0
+        for _, nodes, edges, groups in plan.levels():
+            grp = tuple((g.activation, None if g.rows is None else idx(g.rows)) for g in groups)
+            fields: dict[str, Any] = {}
+            k1 = k0
+            if edges.stop > edges.start:
+                src, row = plan.edge_src[edges], plan.edge_row[edges]
+                w_index = plan.edge_order[edges]
+                if self.kernels == "index_add":
+                    k1 = k0 + src.shape[0]
+                    edge_entry[edges] = np.arange(k0, k1)
+                    fields.update(src=idx(src), row=idx(row), weight_index=idx(w_index))
+                else:
+                    slot, csr = self._csr_indices(nodes, row, src, w_index, idx, dt)
+                    k1 = k0 + csr["col"].shape[0]
+                    edge_entry[edges] = k0 + slot
+                    fields.update(csr)
+            levels.append(_Level(nodes.start, nodes.stop, k0, k1, grp, **fields))
+            k0 = k1
+        if self.kernels == "csr" and plan.num_edges:
+            _quiet_sparse_beta_warning()
+        grad_index = np.empty(plan.num_edges, dtype=np.int64)
+        grad_index[plan.edge_order] = edge_entry
+        return CompiledTorchPlan(
+            plan=plan,
+            dtype=dt,
+            device=dev,
+            kernels=self.kernels,
+            levels=tuple(levels),
+            num_entries=k0,
+            grad_index=idx(grad_index),
+            order=idx(plan.order),
+            position=idx(plan.position),
+            has_bias=torch.from_numpy(plan.has_bias.copy()).to(device=dev, dtype=dt),
+            input_positions=idx(plan.input_positions),
+            output_positions=idx(plan.output_positions),
+        )
+
+    def _csr_indices(
+        self, nodes: slice, row: np.ndarray, src: np.ndarray, w_index: np.ndarray, idx, dt
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """CSR structure of one level and of its transpose, multi-edges merged.
+
+        Returns the entry of each of the level's edges and the level's tensors.
+        """
+        start, n_rows = nodes.start, nodes.stop - nodes.start
+        key = row * start + src  # (row, source) pairs in row-major order
+        entries, first, slot = np.unique(key, return_index=True, return_inverse=True)
+        slot = slot.reshape(-1)
+        e_row, e_col = entries // start, entries % start
+        crow = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(e_row, minlength=n_rows), out=crow[1:])
+        t_order = np.lexsort((e_row, e_col))  # by source, then row
+        t_crow = np.zeros(start + 1, dtype=np.int64)
+        np.cumsum(np.bincount(e_col, minlength=start), out=t_crow[1:])
+        extra = np.ones(slot.shape[0], dtype=bool)
+        extra[first] = False  # edges after the first of their entry
+        fields = {
+            "weight_index": idx(w_index[first]),
+            "dup_entry": idx(slot[extra]) if extra.any() else None,
+            "dup_weight_index": idx(w_index[extra]) if extra.any() else None,
+            "crow": idx(crow),
+            "col": idx(e_col),
+            "t_crow": idx(t_crow),
+            "t_col": idx(e_row[t_order]),
+            "t_order": idx(t_order),
+            "zero_values": torch.zeros(entries.shape[0], dtype=dt, device=self.device),
+        }
+        return slot, fields
+
+    #: build every sparse tensor with torch's (slow) invariant checks; for tests
+    check_sparse_invariants = False
+
+    def _csr(self, crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape):
+        return torch.sparse_csr_tensor(
+            crow, col, values, size=shape, check_invariants=self.check_sparse_invariants
+        )
+
+    def _entry_values(self, lv: _Level, weight: torch.Tensor) -> torch.Tensor:
+        """The level's entry values (a new tensor): its weights, multi-edges summed."""
+        values = weight.index_select(0, lv.weight_index)
+        if lv.dup_entry is not None:
+            values.index_add_(0, lv.dup_entry, weight.index_select(0, lv.dup_weight_index))
+        return values
+
+    @torch.no_grad()
+    def forward(
+        self, compiled: CompiledTorchPlan, weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor
+    ) -> tuple[torch.Tensor, ForwardCache]:
+        c = compiled
+        batch = x.shape[0]
+        h = (bias.index_select(0, c.order) * c.has_bias)[:, None].repeat(1, batch)
+        h.index_copy_(0, c.input_positions, x.T.to(h.dtype))
+        values: list[torch.Tensor | None] = []
+        for lv in c.levels:
+            block = h[lv.start : lv.stop]
+            w = self._entry_values(lv, weight) if lv.has_edges else None
+            values.append(w)
+            if w is not None and batch:
+                if c.kernels == "csr":
+                    a = self._csr(lv.crow, lv.col, w, (lv.rows, lv.start))
+                    block.addmm_(a, h[: lv.start])
+                else:
+                    self._index_add_product(block, lv.row, h, lv.src, w)
+            for act, rows in lv.groups:
+                if rows is None:
+                    self.activate(act, block)
+                else:
+                    block.index_copy_(0, rows, self.activate(act, block.index_select(0, rows)))
+        y = h.index_select(0, c.output_positions).T.contiguous()
+        return y, ForwardCache(h, tuple(values))
+
+    @torch.no_grad()
+    def backward(
+        self,
+        compiled: CompiledTorchPlan,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        cache: ForwardCache,
+        grad_out: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c = compiled
+        h = cache.h
+        batch = h.shape[1]
+        g = torch.zeros_like(h)
+        g.index_copy_(0, c.output_positions, grad_out.T.to(h.dtype))  # positions are distinct
+        grad_entries = torch.zeros(c.num_entries, dtype=h.dtype, device=h.device)
+        for lv, w in zip(reversed(c.levels), reversed(cache.values), strict=True):
+            delta = g[lv.start : lv.stop]  # becomes dL/dz of this level, in place
+            h_lv = h[lv.start : lv.stop]
+            for act, rows in lv.groups:
+                if rows is None:
+                    d = self.activation_grad(act, h_lv)
+                    if d is not None:
+                        delta.mul_(d)
+                else:
+                    d = self.activation_grad(act, h_lv.index_select(0, rows))
+                    if d is not None:
+                        delta.index_copy_(0, rows, delta.index_select(0, rows).mul_(d))
+            if w is None or not batch:
+                continue
+            if c.kernels == "csr":
+                at = self._csr(
+                    lv.t_crow, lv.t_col, w.index_select(0, lv.t_order), (lv.start, lv.rows)
+                )
+                g[: lv.start].addmm_(at, delta)
+                pattern = self._csr(lv.crow, lv.col, lv.zero_values, (lv.rows, lv.start))
+                sampled = torch.sparse.sampled_addmm(pattern, delta, h[: lv.start].T, beta=0.0)
+                grad_entries[lv.k0 : lv.k1] = sampled.values()
+            else:
+                self._index_add_product(g, lv.src, delta, lv.row, w)
+                self.edge_grads(delta, h, lv.row, lv.src, grad_entries[lv.k0 : lv.k1])
+        grad_w = grad_entries.index_select(0, c.grad_index)
+        grad_b = (g.sum(dim=1) * c.has_bias).index_select(0, c.position)
+        grad_x = g.index_select(0, c.input_positions).T.contiguous()
+        return grad_w, grad_b, grad_x
+
+    def _chunk(self, batch: int) -> int:
+        return max(1, self.edge_chunk_elements // max(1, batch))
+
+    def _index_add_product(
+        self,
+        out: torch.Tensor,
+        out_index: torch.Tensor,
+        source: torch.Tensor,
+        source_index: torch.Tensor,
+        w: torch.Tensor,
+    ) -> None:
+        """``out[out_index[e]] += w[e] * source[source_index[e]]``, in edge chunks."""
+        chunk = self._chunk(source.shape[1])
+        for s in range(0, w.shape[0], chunk):
+            part = source.index_select(0, source_index[s : s + chunk])
+            out.index_add_(0, out_index[s : s + chunk], part.mul_(w[s : s + chunk, None]))
+
+    def edge_grads(
+        self,
+        delta: torch.Tensor,
+        h: torch.Tensor,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        out: torch.Tensor,
+    ) -> torch.Tensor:
+        """``out[e] = delta[rows[e]] . h[cols[e]]``, chunked to bound temporary memory."""
+        chunk = self._chunk(h.shape[1])
+        for s in range(0, rows.shape[0], chunk):
+            prod = delta.index_select(0, rows[s : s + chunk])
+            prod.mul_(h.index_select(0, cols[s : s + chunk]))
+            torch.sum(prod, dim=1, out=out[s : s + chunk])
+        return out
+
+    # -- optimizers ------------------------------------------------------------------
+    def sgd_step(self, param: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
+        return param.sub_(grad * float(lr))
+
+    def adam_step(
+        self,
+        param: torch.Tensor,
+        grad: torch.Tensor,
+        m: torch.Tensor,
+        v: torch.Tensor,
+        step: int,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        m.mul_(beta1).add_(grad * (1 - beta1))
+        v.mul_(beta2).add_(grad * (1 - beta2) * grad)
+        m_hat = m / (1 - beta1**step)
+        v_hat = v / (1 - beta2**step)
+        param.sub_(m_hat.mul_(lr) / v_hat.sqrt_().add_(eps))
+        return param, m, v
+
+    # -- embeddings ------------------------------------------------------------------
+    def gather_rows(self, table: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        return table.index_select(0, self._index(index))
+
+    def scatter_add_rows(
+        self, table: torch.Tensor, index: np.ndarray, rows: torch.Tensor
+    ) -> torch.Tensor:
+        return table.index_add_(0, self._index(index), rows.to(table.dtype))
+
+
+def _quiet_sparse_beta_warning() -> None:
+    """Torch warns once per process that sparse CSR is beta; say it here, silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = torch.ones(1)
+        torch.sparse_csr_tensor(
+            torch.tensor([0, 1]), torch.tensor([0]), one, size=(1, 1), check_invariants=False
+        )
+
+
+def _benchmark(reps: int = 20, num_threads: int | None = None) -> dict[str, tuple[float, float]]:
+    """Time the ``forward`` and ``backward`` kernels (median, min ms) of each kernel choice
+    and of the NumPy reference on the 1M-edge graph described in the module docstring.
+    The model is built through :class:`DagNN`; the kernels are called directly (compiled
+    once), in alternating blocks so every variant sees similar machine load."""
+    from grapheme_core import DagNN, NodeKind
+
+    rng = np.random.default_rng(0)
+    n_in, levels, width, fan_in, batch = 256, 8, 4096, 32, 64
+    src, dst, kinds = [], [], []
+    prev = np.arange(n_in)
+    earlier = prev
+    for lv in range(levels):
+        ids = n_in + lv * width + np.arange(width)
+        first = rng.choice(prev, size=width)  # one edge from the previous level: 8 exact levels
+        rest = rng.choice(earlier, size=(width, fan_in - 1))
+        src.append(np.concatenate([first[:, None], rest], axis=1).ravel())
+        dst.append(np.repeat(ids, fan_in))
+        kinds.append(NodeKind.OUTPUT if lv == levels - 1 else NodeKind.HIDDEN)
+        prev, earlier = ids, np.concatenate([earlier, ids])
+    backends: dict[str, Any] = {
+        k: TorchBackend(kernels=k, num_threads=num_threads) for k in _KERNELS
+    }
+    backends["numpy"] = "numpy"
+    models = {}
+    for key, backend in backends.items():
+        dag = DagNN(backend=backend, dtype="float32", seed=0)
+        dag.add_nodes(n_in, NodeKind.INPUT)
+        for kind in kinds:
+            dag.add_nodes(width, kind, "tanh")
+        dag.add_edges(np.concatenate(src), np.concatenate(dst))
+        models[key] = dag
+    x = rng.standard_normal((batch, n_in)).astype(np.float32)
+    g = np.ones((batch, width), dtype=np.float32)
+    runs = {}
+    for key, dag in models.items():
+        be = dag.backend
+        args = (dag._compiled_plan(), dag._params["weight"], dag._params["bias"])
+        runs[key] = (be, args, be.asarray(x, "float32"), be.asarray(g, "float32"))
+    times: dict[str, list[list[float]]] = {k: [[], []] for k in models}
+    rounds = 4
+    for _ in range(rounds):  # blocks of repetitions, variants alternating block by block
+        for key, (be, args, xb, gb) in runs.items():
+            for rep in range(reps // rounds + 1):  # the first of a block warms up
+                t0 = time.perf_counter()
+                _, cache = be.forward(*args, xb)
+                t1 = time.perf_counter()
+                be.backward(*args, cache, gb)
+                t2 = time.perf_counter()
+                if rep:
+                    times[key][0].append(t1 - t0)
+                    times[key][1].append(t2 - t1)
+    result = {}
+    for key, (fw, bw) in times.items():
+        for part, ts in (("forward", fw), ("backward", bw)):
+            result[f"{key} {part}"] = (1e3 * float(np.median(ts)), 1e3 * float(np.min(ts)))
+    return result
+
+
+if __name__ == "__main__":  # python -m grapheme_backends.torch_backend [threads]
+    import sys
+
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    print(f"torch {torch.__version__}, threads {threads or torch.get_num_threads()}")
+    for label, (median, best) in _benchmark(num_threads=threads).items():
+        print(f"{label:20s} median {median:7.1f} ms   min {best:7.1f} ms")
