@@ -4,7 +4,8 @@ Nodes are renumbered into *topological positions* sorted by level, so level ``l`
 contiguous block ``level_offsets[l]:level_offsets[l+1]`` of any node-major state array,
 and it only reads positions below ``level_offsets[l]``. Edges are sorted by destination
 position; the edges entering level ``l`` are ``edge_offsets[l]:edge_offsets[l+1]`` and
-form a CSR matrix (rows: the level's nodes, columns: earlier positions).
+form a CSR matrix (rows: the level's nodes, columns: earlier positions). Within a row the
+columns keep edge-insertion order and repeat for multi-edges (not canonical CSR).
 
 Node value: ``h = act(bias + sum_in(w * h_src) + x_ext)`` where ``x_ext`` is the external
 input for input nodes (zero elsewhere) and input nodes carry no bias.

@@ -24,7 +24,7 @@ import pluggy
 
 from . import hookspecs
 from .backend import API_VERSION, Backend
-from .errors import BackendLoadError, BackendNotFoundError, IncompatibleBackendError
+from .errors import BackendLoadError, BackendNotFoundError, GraphemeError, IncompatibleBackendError
 
 DEFAULT_BACKEND = "numpy"
 ENV_VAR = "GRAPHEME_BACKEND"
@@ -227,6 +227,8 @@ class Registry:
             try:
                 factory = _resolve_factory(spec.factory)
                 backend = factory(**options)
+            except GraphemeError:
+                raise  # the plugin already said precisely what is wrong (e.g. no such device)
             except (TypeError, ValueError) as exc:
                 if options:
                     raise ValueError(f"backend {name!r} rejected options {options}: {exc}") from exc
