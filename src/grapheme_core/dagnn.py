@@ -16,7 +16,14 @@ import numpy as np
 from . import init as _init
 from .backend import Backend
 from .errors import GraphError, ShapeError, StateError
-from .optim import Adam, Optimizer, parse_optimizer
+from .optim import (
+    Optimizer,
+    apply_update,
+    check_lr,
+    optimizer_from_dict,
+    optimizer_to_dict,
+    parse_optimizer,
+)
 from .plan import ExecutionPlan, compile_plan
 from .registry import get_backend
 from .structure import GraphStructure
@@ -327,31 +334,19 @@ class DagNN:
 
     def step(self, lr: float) -> None:
         """Apply one optimizer update from the accumulated gradients (they are kept)."""
-        lr = float(lr)
-        if not np.isfinite(lr) or lr < 0:
-            raise ValueError(f"learning rate must be a finite number >= 0, got {lr}")
-        b = self.backend
+        lr = check_lr(lr)
         self._steps += 1
-        opt = self.optimizer
         for key in (_EDGE, _NODE):
-            if isinstance(opt, Adam):
-                state = self._moments[key]
-                if not state:
-                    state["m"] = b.zeros((self._count(key),), self.dtype)
-                    state["v"] = b.zeros((self._count(key),), self.dtype)
-                self._params[key], state["m"], state["v"] = b.adam_step(
-                    self._params[key],
-                    self._grads[key],
-                    state["m"],
-                    state["v"],
-                    self._steps,
-                    lr,
-                    opt.beta1,
-                    opt.beta2,
-                    opt.eps,
-                )
-            else:
-                self._params[key] = b.sgd_step(self._params[key], self._grads[key], lr)
+            self._params[key] = apply_update(
+                self.backend,
+                self.optimizer,
+                self._params[key],
+                self._grads[key],
+                self._moments[key],
+                self._steps,
+                lr,
+                self.dtype,
+            )
 
     # -- parameters --------------------------------------------------------------------
     def get_parameters(self) -> dict[str, np.ndarray]:
@@ -406,7 +401,7 @@ class DagNN:
             "backend": self.backend.name,
             "seed": self.seed,
             "init": self.init.name,
-            "optimizer": {"name": self.optimizer.name, **_optimizer_fields(self.optimizer)},
+            "optimizer": optimizer_to_dict(self.optimizer),
             "optimizer_steps": self._steps,
             "next_node_id": s.next_node_id,
             "next_edge_id": s.next_edge_id,
@@ -426,18 +421,12 @@ class DagNN:
         arrays: Mapping[str, np.ndarray],
         backend: str | Backend | None = None,
     ) -> DagNN:
-        opt = meta.get("optimizer", {"name": "sgd"})
-        optimizer = (
-            Adam(**{k: v for k, v in opt.items() if k != "name"})
-            if opt["name"] == "adam"
-            else "sgd"
-        )
         dag = cls(
             backend=backend,
             dtype=meta["dtype"],
             seed=meta["seed"],
             init=meta["init"],
-            optimizer=optimizer,
+            optimizer=optimizer_from_dict(meta.get("optimizer")),
         )
         dag._structure = GraphStructure.from_arrays(
             arrays, meta["next_node_id"], meta["next_edge_id"]
@@ -506,10 +495,6 @@ def _int_array(values: Any, what: str) -> np.ndarray:
         else:
             raise ShapeError(f"{what} must be integer ids, got dtype {arr.dtype}")
     return arr.astype(np.int64, copy=False)
-
-
-def _optimizer_fields(opt: Optimizer) -> dict[str, float]:
-    return {"beta1": opt.beta1, "beta2": opt.beta2, "eps": opt.eps} if isinstance(opt, Adam) else {}
 
 
 def _rng_state(rng: np.random.Generator) -> dict[str, Any]:

@@ -9,7 +9,14 @@ import numpy as np
 
 from .backend import Backend
 from .errors import ShapeError
-from .optim import Adam, Optimizer, parse_optimizer
+from .optim import (
+    Optimizer,
+    apply_update,
+    check_lr,
+    optimizer_from_dict,
+    optimizer_to_dict,
+    parse_optimizer,
+)
 from .registry import get_backend
 from .types import InitStrategy
 
@@ -112,28 +119,17 @@ class Embedding:
         return norm
 
     def step(self, lr: float) -> None:
-        lr = float(lr)
-        if not np.isfinite(lr) or lr < 0:
-            raise ValueError(f"learning rate must be a finite number >= 0, got {lr}")
-        b, opt = self.backend, self.optimizer
         self._steps += 1
-        if isinstance(opt, Adam):
-            if not self._moments:
-                shape = (self.vocab_size, self.dim)
-                self._moments = {"m": b.zeros(shape, self.dtype), "v": b.zeros(shape, self.dtype)}
-            self.table, self._moments["m"], self._moments["v"] = b.adam_step(
-                self.table,
-                self.grad,
-                self._moments["m"],
-                self._moments["v"],
-                self._steps,
-                lr,
-                opt.beta1,
-                opt.beta2,
-                opt.eps,
-            )
-        else:
-            self.table = b.sgd_step(self.table, self.grad, lr)
+        self.table = apply_update(
+            self.backend,
+            self.optimizer,
+            self.table,
+            self.grad,
+            self._moments,
+            self._steps,
+            check_lr(lr),
+            self.dtype,
+        )
 
     # -- parameters and persistence ----------------------------------------------------
     def get_parameters(self) -> dict[str, np.ndarray]:
@@ -153,7 +149,6 @@ class Embedding:
         self.table = self.backend.asarray(table, self.dtype)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        opt = self.optimizer
         meta = {
             "vocab_size": self.vocab_size,
             "dim": self.dim,
@@ -161,14 +156,7 @@ class Embedding:
             "dtype": self.dtype,
             "seed": self.seed,
             "backend": self.backend.name,
-            "optimizer": {
-                "name": opt.name,
-                **(
-                    {"beta1": opt.beta1, "beta2": opt.beta2, "eps": opt.eps}
-                    if isinstance(opt, Adam)
-                    else {}
-                ),
-            },
+            "optimizer": optimizer_to_dict(self.optimizer),
             "optimizer_steps": self._steps,
         }
         arrays = {"table": self.backend.to_numpy(self.table)}
@@ -182,12 +170,6 @@ class Embedding:
         arrays: Mapping[str, np.ndarray],
         backend: str | Backend | None = None,
     ) -> Embedding:
-        opt = meta.get("optimizer", {"name": "sgd"})
-        optimizer = (
-            Adam(**{k: v for k, v in opt.items() if k != "name"})
-            if opt["name"] == "adam"
-            else "sgd"
-        )
         emb = cls(
             meta["vocab_size"],
             meta["dim"],
@@ -195,7 +177,7 @@ class Embedding:
             backend=backend,
             seed=meta["seed"],
             dtype=meta["dtype"],
-            optimizer=optimizer,
+            optimizer=optimizer_from_dict(meta.get("optimizer")),
         )
         emb.set_parameters({"table": arrays["table"]})
         emb._steps = int(meta.get("optimizer_steps", 0))

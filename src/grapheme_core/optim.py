@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 import attrs
 
 
@@ -43,3 +47,47 @@ def parse_optimizer(value: Optimizer | str | None) -> Optimizer:
     if key == "adam":
         return Adam()
     raise ValueError(f"unknown optimizer {value!r}; choose 'sgd' or 'adam'")
+
+
+def check_lr(lr: float) -> float:
+    """The learning rate as a float; ``ValueError`` unless finite and >= 0."""
+    lr = float(lr)
+    if not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"learning rate must be a finite number >= 0, got {lr}")
+    return lr
+
+
+def optimizer_to_dict(opt: Optimizer) -> dict[str, Any]:
+    """JSON form for checkpoints: ``{"name": ..., hyper-parameters...}``."""
+    return {"name": opt.name, **attrs.asdict(opt)}
+
+
+def optimizer_from_dict(data: Mapping[str, Any] | None) -> Optimizer:
+    """Inverse of :func:`optimizer_to_dict` (``None`` means SGD)."""
+    if not data:
+        return SGD()
+    fields = {k: v for k, v in data.items() if k != "name"}
+    return Adam(**fields) if data.get("name") == "adam" else SGD()
+
+
+def apply_update(
+    backend: Any,
+    opt: Optimizer,
+    param: Any,
+    grad: Any,
+    moments: dict[str, Any],
+    step: int,
+    lr: float,
+    dtype: str,
+) -> Any:
+    """One optimizer update of ``param``; Adam keeps its moments in ``moments`` (created
+    on first use, updated in place of the dict). Returns the new parameter array."""
+    if isinstance(opt, Adam):
+        if not moments:
+            shape = tuple(param.shape)
+            moments["m"], moments["v"] = backend.zeros(shape, dtype), backend.zeros(shape, dtype)
+        param, moments["m"], moments["v"] = backend.adam_step(
+            param, grad, moments["m"], moments["v"], step, lr, opt.beta1, opt.beta2, opt.eps
+        )
+        return param
+    return backend.sgd_step(param, grad, lr)
