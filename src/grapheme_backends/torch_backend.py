@@ -53,12 +53,12 @@ A run with ``num_threads=2`` (20 repetitions, load ~2 at the start)::
 
 (two OpenMP threads on two shared cores are noisy: compare the minima). Sparse CSR wins
 by 4-5x on both passes in every run, so ``csr`` is the default.
-Reproduce with ``python -m grapheme_backends.torch_backend [num_threads]``.
+Reproduce with ``grapheme-train bench --backend torch --option kernels=index_add`` (and
+``--option num_threads=1``) against the default.
 """
 
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
@@ -523,71 +523,3 @@ def _quiet_sparse_beta_warning() -> None:
         torch.sparse_csr_tensor(
             torch.tensor([0, 1]), torch.tensor([0]), one, size=(1, 1), check_invariants=False
         )
-
-
-def _benchmark(reps: int = 20, num_threads: int | None = None) -> dict[str, tuple[float, float]]:
-    """Time the ``forward`` and ``backward`` kernels (median, min ms) of each kernel choice
-    and of the NumPy reference on the 1M-edge graph described in the module docstring.
-    The model is built through :class:`DagNN`; the kernels are called directly (compiled
-    once), in alternating blocks so every variant sees similar machine load."""
-    from grapheme_core import DagNN, NodeKind
-
-    rng = np.random.default_rng(0)
-    n_in, levels, width, fan_in, batch = 256, 8, 4096, 32, 64
-    src, dst, kinds = [], [], []
-    prev = np.arange(n_in)
-    earlier = prev
-    for lv in range(levels):
-        ids = n_in + lv * width + np.arange(width)
-        first = rng.choice(prev, size=width)  # one edge from the previous level: 8 exact levels
-        rest = rng.choice(earlier, size=(width, fan_in - 1))
-        src.append(np.concatenate([first[:, None], rest], axis=1).ravel())
-        dst.append(np.repeat(ids, fan_in))
-        kinds.append(NodeKind.OUTPUT if lv == levels - 1 else NodeKind.HIDDEN)
-        prev, earlier = ids, np.concatenate([earlier, ids])
-    backends: dict[str, Any] = {
-        k: TorchBackend(kernels=k, num_threads=num_threads) for k in _KERNELS
-    }
-    backends["numpy"] = "numpy"
-    models = {}
-    for key, backend in backends.items():
-        dag = DagNN(backend=backend, dtype="float32", seed=0)
-        dag.add_nodes(n_in, NodeKind.INPUT)
-        for kind in kinds:
-            dag.add_nodes(width, kind, "tanh")
-        dag.add_edges(np.concatenate(src), np.concatenate(dst))
-        models[key] = dag
-    x = rng.standard_normal((batch, n_in)).astype(np.float32)
-    g = np.ones((batch, width), dtype=np.float32)
-    runs = {}
-    for key, dag in models.items():
-        be = dag.backend
-        args = (dag._compiled_plan(), dag._params["weight"], dag._params["bias"])
-        runs[key] = (be, args, be.asarray(x, "float32"), be.asarray(g, "float32"))
-    times: dict[str, list[list[float]]] = {k: [[], []] for k in models}
-    rounds = 4
-    for _ in range(rounds):  # blocks of repetitions, variants alternating block by block
-        for key, (be, args, xb, gb) in runs.items():
-            for rep in range(reps // rounds + 1):  # the first of a block warms up
-                t0 = time.perf_counter()
-                _, cache = be.forward(*args, xb)
-                t1 = time.perf_counter()
-                be.backward(*args, cache, gb)
-                t2 = time.perf_counter()
-                if rep:
-                    times[key][0].append(t1 - t0)
-                    times[key][1].append(t2 - t1)
-    result = {}
-    for key, (fw, bw) in times.items():
-        for part, ts in (("forward", fw), ("backward", bw)):
-            result[f"{key} {part}"] = (1e3 * float(np.median(ts)), 1e3 * float(np.min(ts)))
-    return result
-
-
-if __name__ == "__main__":  # python -m grapheme_backends.torch_backend [threads]
-    import sys
-
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else None
-    print(f"torch {torch.__version__}, threads {threads or torch.get_num_threads()}")
-    for label, (median, best) in _benchmark(num_threads=threads).items():
-        print(f"{label:20s} median {median:7.1f} ms   min {best:7.1f} ms")
