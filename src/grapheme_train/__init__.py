@@ -15,7 +15,12 @@ from grapheme_train.errors import (
     RoutingError,
 )
 from grapheme_train.inputs import CsvInput, ImageInput, Input, SequenceInput, TextInput
-from grapheme_train.mathparse import MathError, MathSyntaxError, MathZeroDivisionError
+from grapheme_train.mathparse import (
+    MathError,
+    MathOverflowError,
+    MathSyntaxError,
+    MathZeroDivisionError,
+)
 from grapheme_train.model import ModelConfig, SharedAGIModel
 from grapheme_train.modules import (
     DOMAINS,
@@ -48,6 +53,7 @@ __all__ = [
     "LowConfidenceError",
     "MathError",
     "MathModule",
+    "MathOverflowError",
     "MathSyntaxError",
     "MathZeroDivisionError",
     "ModelConfig",

@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,6 +110,22 @@ def _fmt_seconds(seconds: float) -> str:
 # -- train ------------------------------------------------------------------------------
 
 
+def _finite_lr(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number.", ctx, param)
+    return value
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Usage error now, rather than a crash after the first epoch, if ``path`` can't be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise UsageProblem(f"{option} {path}: cannot write there ({exc})") from None
+
+
 def _resolve_backend(name: str | None, device: str | None) -> Any:
     options = {} if device is None else {"device": device}
     try:
@@ -191,11 +208,16 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
+    callback=_finite_lr,
     metavar="RATE",
     help="Learning rate [default: 0.01].",
 )
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="[default: adam]")
-@click.option("--seed", type=int, help="Seed of parameters and held-out data [default: 0].")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    help="Seed of parameters and held-out data [default: 0].",
+)
 @click.option(
     "--hidden", type=click.IntRange(min=1), help="Nodes in the shared trunk [default: 64]."
 )
@@ -273,6 +295,8 @@ def train(
     }  # fmt: skip
     backend_obj = _resolve_backend(backend, device)
     settings, prepared, trainer = _setup(backend_obj, resume, given, epochs, data)
+    if (checkpoint or resume) and trainer.epoch < epochs:
+        _check_writable(checkpoint or resume, "--checkpoint" if checkpoint else "--resume")
     bar = Progress(max(epochs - trainer.epoch, 0), enabled=progress and not quiet)
     say = _Console(quiet, as_json, bar)
     _header(say, backend_obj, device, settings, trainer)
@@ -288,7 +312,10 @@ def train(
     with contextlib.ExitStack() as stack:
         metrics = None
         if metrics_out is not None:
-            metrics = stack.enter_context(MetricsWriter(metrics_out, trainer.history))
+            try:
+                metrics = stack.enter_context(MetricsWriter(metrics_out, trainer.history))
+            except OSError as exc:
+                raise UsageProblem(f"--metrics-out {metrics_out}: cannot write ({exc})") from None
         loop = EpochLoop(
             trainer,
             epochs,
@@ -303,9 +330,10 @@ def train(
             if first_epoch:
                 say(f"resuming from {resume} at epoch {first_epoch}")
             say(*epoch_header())
-            _run_loop(loop, bar, settings, first_epoch, data)
+            _run_loop(loop, bar, settings, first_epoch, data, resume)
             say("")
         evaluation = _evaluate(trainer, prepared)
+        _check_finite_evaluation(loop, evaluation, settings, first_epoch, resume)
         if metrics is not None:
             metrics.write_evaluation(evaluation)
     _report(say, trainer, prepared, evaluation)
@@ -328,14 +356,26 @@ def train(
 
 
 def _run_loop(
-    loop: EpochLoop, bar: Progress, settings: RunSettings, first_epoch: int, data: Sequence[Path]
+    loop: EpochLoop,
+    bar: Progress,
+    settings: RunSettings,
+    first_epoch: int,
+    data: Sequence[Path],
+    resume: Path | None = None,
 ) -> None:
     """Run the epochs; map Ctrl-C to a saved checkpoint and exit 130, faults to exit 1."""
     try:
         loop.run()
     except KeyboardInterrupt:
         bar.close()
-        path = loop.save_last_good(loop.save_to or INTERRUPTED_CHECKPOINT)
+        try:
+            path = loop.save_last_good(loop.save_to or INTERRUPTED_CHECKPOINT)
+        except OSError as exc:
+            click.echo(
+                f"interrupted after epoch {loop.good_epoch}; the model could not be saved: {exc}",
+                err=True,
+            )
+            click.get_current_context().exit(130)
         again = "".join(f" --data {p}" for p in data)
         click.echo(
             f"interrupted: saved the model after epoch {loop.good_epoch} to {path}; continue "
@@ -345,18 +385,51 @@ def _run_loop(
         click.get_current_context().exit(130)
     except NonFiniteLossError as exc:
         bar.close()
-        kept = (
-            f"the last good checkpoint (epoch {loop.good_epoch}) is kept at {loop.save_to}"
-            if loop.save_to is not None and loop.good_epoch > first_epoch
-            else "no checkpoint was written by this run (use --checkpoint PATH)"
-        )
+        kept = _kept(loop, first_epoch, resume)
         raise TrainingFailure(
             f"training stopped: {exc}; {kept}. Try a smaller --lr (now {settings.lr:g})."
         ) from None
     except GraphemeError as exc:
         bar.close()
         raise TrainingFailure(f"training failed: {exc}") from None
+    except OSError as exc:  # a checkpoint or the metrics file could not be written
+        bar.close()
+        raise TrainingFailure(
+            f"training stopped after epoch {loop.good_epoch}: cannot write: {exc}"
+        ) from None
     bar.close()
+
+
+def _kept(loop: EpochLoop, first_epoch: int, resume: Path | None) -> str:
+    """What a failed run leaves behind, for its error message."""
+    if loop.save_to is not None and loop.wrote:
+        return f"the last good checkpoint (epoch {loop.good_epoch}) is kept at {loop.save_to}"
+    if resume is not None:
+        return f"the checkpoint resumed from (epoch {first_epoch}) is kept at {resume}"
+    return "no checkpoint was written by this run (use --checkpoint PATH)"
+
+
+def _check_finite_evaluation(
+    loop: EpochLoop,
+    evaluation: dict[str, dict[str, DomainScore]],
+    settings: RunSettings,
+    first_epoch: int,
+    resume: Path | None,
+) -> None:
+    """The trained model's loss on the training set must be finite (exit 1 otherwise).
+
+    The last epoch's update can leave finite parameters whose outputs overflow; no later
+    epoch would notice, so the evaluation does (and no NaN reaches the JSON outputs).
+    """
+    for domain, score in evaluation["train"].items():
+        if score.loss is not None and not math.isfinite(score.loss):
+            epoch = loop.trainer.epoch
+            loop.discard_last()
+            kept = _kept(loop, first_epoch, resume)
+            raise TrainingFailure(
+                f"training stopped: the {domain} loss of the model after epoch {epoch} is not "
+                f"finite ({score.loss}); {kept}. Try a smaller --lr (now {settings.lr:g})."
+            )
 
 
 def _report(

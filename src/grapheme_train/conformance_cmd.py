@@ -93,7 +93,7 @@ def conformance(
     backend_options: tuple[str, ...],
     list_checks: bool,
 ) -> None:
-    """Run the backend conformance suite (DESIGN sec. 5) against one or more backends.
+    """Run the backend conformance suite against one or more backends (DESIGN section 5).
 
     Every check compares the backend with the float64 node-by-node oracle or finite
     differences. Exit 0: all pass; 1: some fail; 2: a backend cannot be loaded.
@@ -137,7 +137,11 @@ def conformance(
         names, expected, checks=checks or None, options=options, on_result=progress
     )
     if report is not None:
-        result.write_json(report)
+        try:
+            result.write_json(report)
+        except OSError as exc:
+            click.echo(f"Error: --report {report}: cannot write ({exc})", err=True)
+            ctx.exit(2)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         for name, error in result.load_errors.items():

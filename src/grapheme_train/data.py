@@ -298,12 +298,16 @@ def load_jsonl(path: str | os.PathLike[str]) -> tuple[Example, ...]:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(where, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        if lineno == 1:
+            text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as some editors write
         if not text.strip():
             continue
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(where, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except ValueError as exc:  # e.g. an integer beyond Python's int/str digit limit
+            raise DataError(where, f"invalid JSON: {exc}") from None
         try:
             out.append(attrs.evolve(_example_from_json(obj), source=where))
         except InputError as exc:

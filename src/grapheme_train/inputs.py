@@ -31,7 +31,10 @@ __all__ = [
 def _finite_float(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InputError(f"{what} must be a number, got {type(value).__name__} {value!r}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int beyond the float range (JSON allows any size)
+        raise InputError(f"{what} must be finite, got an integer too large for a float") from None
     if not math.isfinite(result):
         raise InputError(f"{what} must be finite, got {result}")
     return result

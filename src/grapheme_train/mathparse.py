@@ -9,8 +9,10 @@ Grammar (usual precedence, left associative)::
     NUMBER  := digits ['.' digits] | '.' digits
 
 Evaluation is exact (``fractions.Fraction``). Errors carry the 0-based character
-``position`` where they occurred: :class:`MathSyntaxError` for malformed text and
-:class:`MathZeroDivisionError` for a division by zero.
+``position`` where they occurred: :class:`MathSyntaxError` for malformed text (a
+number literal of more than ``MAX_DIGITS`` digits included),
+:class:`MathZeroDivisionError` for a division by zero and :class:`MathOverflowError`
+when an intermediate value grows beyond ``MAX_DIGITS`` digits.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from grapheme_train.errors import GraphemeTrainError
 __all__ = [
     "BinaryOp",
     "MathError",
+    "MathOverflowError",
     "MathSyntaxError",
     "MathZeroDivisionError",
     "Node",
@@ -36,6 +39,10 @@ __all__ = [
 
 MAX_LENGTH = 10_000
 MAX_DEPTH = 200
+MAX_DIGITS = 4000
+"""Most digits in a number literal, and in any intermediate value (numerator or
+denominator); below Python's default limit on int <-> str conversion (4300 digits)."""
+_DIGITS_LIMIT = 10**MAX_DIGITS
 
 
 class MathError(GraphemeTrainError, ValueError):
@@ -54,6 +61,10 @@ class MathSyntaxError(MathError):
 
 class MathZeroDivisionError(MathError):
     """The expression divides by zero."""
+
+
+class MathOverflowError(MathError):
+    """A value of the expression has more than ``MAX_DIGITS`` digits."""
 
 
 @attrs.frozen
@@ -113,6 +124,8 @@ def _tokenize(text: str) -> list[_Token]:
                     raise MathSyntaxError("expected digits after '.'", i, text)
             if i < n and text[i] == ".":
                 raise MathSyntaxError("unexpected '.'", i, text)
+            if i - start > MAX_DIGITS:
+                raise MathSyntaxError(f"number longer than {MAX_DIGITS} digits", start, text)
             tokens.append(_Token("num", text[start:i], start))
         else:
             raise MathSyntaxError(f"unexpected character {ch!r}", i, text)
@@ -203,14 +216,20 @@ def parse(text: str) -> Node:
 
 def _apply(op: str, left: Fraction, right: Fraction, node: BinaryOp, text: str) -> Fraction:
     if op == "+":
-        return left + right
-    if op == "-":
-        return left - right
-    if op == "*":
-        return left * right
-    if right == 0:
+        result = left + right
+    elif op == "-":
+        result = left - right
+    elif op == "*":
+        result = left * right
+    elif right == 0:
         raise MathZeroDivisionError("division by zero", node.position, text)
-    return left / right
+    else:
+        result = left / right
+    if abs(result.numerator) >= _DIGITS_LIMIT or result.denominator >= _DIGITS_LIMIT:
+        raise MathOverflowError(
+            f"intermediate value with more than {MAX_DIGITS} digits", node.position, text
+        )
+    return result
 
 
 def _eval(root: Node, text: str) -> Fraction:
@@ -238,7 +257,8 @@ def _eval(root: Node, text: str) -> Fraction:
 def evaluate(expression: str | Node) -> Fraction:
     """Evaluate an expression (text or parsed tree) exactly.
 
-    Raises :class:`MathSyntaxError` or :class:`MathZeroDivisionError`.
+    Raises :class:`MathSyntaxError`, :class:`MathZeroDivisionError` or
+    :class:`MathOverflowError`.
     """
     if isinstance(expression, str):
         return _eval(parse(expression), expression)
