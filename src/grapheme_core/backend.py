@@ -99,3 +99,24 @@ class Backend(Protocol):
 
     def scatter_add_rows(self, table: Array, index: np.ndarray, rows: Array) -> Array:
         """``table[index] += rows`` where repeated indices add up."""
+
+
+def to_host(backend: Backend, value: Any) -> np.ndarray:
+    """A NumPy view (or copy) of user data: array-likes, this backend's arrays, or another
+    library's tensors (a torch tensor may require grad or live on a GPU: it is detached
+    and moved first, without importing torch here)."""
+    if isinstance(value, np.ndarray | list | tuple | float | int | np.generic):
+        return np.asarray(value)
+    detach = getattr(value, "detach", None)
+    if callable(detach) and callable(getattr(value, "cpu", None)):
+        return np.asarray(detach().cpu().numpy())
+    return np.asarray(backend.to_numpy(value))
+
+
+def dtype_name(dtype: Any) -> str:
+    """``"float32"``/``"float64"`` from a name, a NumPy/JAX dtype or a ``torch.dtype``
+    (anything else comes back as its string, for the caller to reject)."""
+    try:
+        return str(np.dtype(dtype))
+    except TypeError:
+        return str(dtype).removeprefix("torch.")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import init as _init
-from .backend import Backend
+from .backend import Backend, dtype_name, to_host
 from .errors import GraphError, ShapeError, StateError
 from .optim import (
     Optimizer,
@@ -295,7 +295,7 @@ class DagNN:
                 col = np.searchsorted(outputs, int(nid))
                 if col >= n_out or outputs[col] != int(nid):
                     raise GraphError(f"gradient given for node {nid}, which is not an output node")
-                v = np.asarray(values, dtype=np.float64).reshape(-1)
+                v = _to_host(self.backend, values).astype(np.float64).reshape(-1)
                 if v.shape[0] not in (1, batch):
                     raise ShapeError(
                         f"gradient for output {nid} must have {batch} values (one per batch row), "
@@ -305,6 +305,8 @@ class DagNN:
             return g
         g = _to_host(self.backend, grad).astype(np.float64, copy=False)
         expected = (n_out,) if one_d else (batch, n_out)
+        if one_d and g.shape == (1, n_out):  # [B, n_outputs] with B = 1 is fine too
+            return g
         if g.shape != expected:
             raise ShapeError(
                 f"backward_accumulate expects dL/dy of shape {list(expected)} (like the last "
@@ -363,7 +365,9 @@ class DagNN:
             raise KeyError(f"unknown parameter group(s) {sorted(unknown)}; use 'weight' and 'bias'")
         staged = {}
         for key, value in params.items():
-            arr = np.asarray(value, dtype=np.float64)
+            # a copy: the model owns its parameters (optimizer steps update them in place
+            # on some backends), so they must never alias the caller's buffer
+            arr = np.array(_to_host(self.backend, value), dtype=np.float64)
             expected = (self._count(key),)
             if arr.shape != expected:
                 raise ShapeError(f"{key} must have shape {list(expected)}, got {list(arr.shape)}")
@@ -438,7 +442,7 @@ class DagNN:
         for key in (_EDGE, _NODE):
             for name in ("m", "v"):
                 if f"{name}_{key}" in arrays:
-                    arr = np.asarray(arrays[f"{name}_{key}"])
+                    arr = np.array(arrays[f"{name}_{key}"], dtype=np.float64)  # a copy
                     if arr.shape != (dag._count(key),):
                         raise ShapeError(f"optimizer state {name}_{key} has shape {arr.shape}")
                     dag._moments[key][name] = dag.backend.asarray(arr, dag.dtype)
@@ -457,9 +461,13 @@ class DagNN:
         return load_dagnn(path, backend=backend)
 
     def to_backend(self, backend: str | Backend) -> DagNN:
-        """A copy of this model (structure, parameters, optimizer state) on another backend."""
+        """A copy of this model (structure, parameters, accumulated gradients, optimizer
+        state) on another backend."""
         meta, arrays = self.state()
-        return DagNN.from_state(meta, arrays, backend=backend)
+        dag = DagNN.from_state(meta, arrays, backend=backend)
+        for key, grad in self._grads.items():  # a checkpoint has none; a live copy does
+            dag._grads[key] = dag.backend.asarray(self.backend.to_numpy(grad), dag.dtype)
+        return dag
 
     def __repr__(self) -> str:
         return (
@@ -469,18 +477,10 @@ class DagNN:
         )
 
 
-def _dtype_name(dtype: Any) -> str:
-    try:
-        return str(np.dtype(dtype))
-    except TypeError:
-        return str(dtype)
+_dtype_name = dtype_name
 
 
-def _to_host(backend: Backend, value: Any) -> np.ndarray:
-    """NumPy view of array-likes; backend-native arrays go through ``to_numpy``."""
-    if isinstance(value, np.ndarray | list | tuple | float | int | np.generic):
-        return np.asarray(value)
-    return np.asarray(backend.to_numpy(value))
+_to_host = to_host  # NumPy view of array-likes, native arrays and foreign tensors
 
 
 def _int_array(values: Any, what: str) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend
+from .backend import Backend, dtype_name, to_host
 from .errors import ShapeError
 from .optim import (
     Optimizer,
@@ -40,6 +40,7 @@ class Embedding:
     ) -> None:
         if int(vocab_size) < 1 or int(dim) < 1:
             raise ValueError(f"vocab_size and dim must be >= 1, got {vocab_size} and {dim}")
+        dtype = dtype_name(dtype)
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.vocab_size, self.dim = int(vocab_size), int(dim)
@@ -67,6 +68,9 @@ class Embedding:
                 raise ShapeError(
                     f"embedding indices must be integers or a str, got dtype {arr.dtype}"
                 )
+            if arr.size and np.issubdtype(arr.dtype, np.unsignedinteger):
+                # clamp before the cast: uint64 code points above 2**63 must not wrap negative
+                arr = np.minimum(arr, self.vocab_size - 1)
             arr = arr.astype(np.int64).reshape(-1)
         if arr.size and arr.min() < 0:
             raise ValueError(f"embedding indices must be >= 0, got {int(arr.min())}")
@@ -80,7 +84,7 @@ class Embedding:
     def backward(self, idx: Any, grads: Any) -> None:
         """Add ``grads`` (``[len(idx), dim]``) into the rows' gradients; repeats add up."""
         index = self.indices(idx)
-        g = np.asarray(grads, dtype=np.float64)
+        g = to_host(self.backend, grads).astype(np.float64)
         if g.shape != (index.shape[0], self.dim):
             raise ShapeError(
                 f"embedding gradients must have shape [{index.shape[0]}, {self.dim}] "
@@ -94,7 +98,7 @@ class Embedding:
 
     def decode(self, vec: Any) -> str:
         """The printable character whose row is nearest (Euclidean) to ``vec``."""
-        v = np.asarray(vec, dtype=np.float64).reshape(-1)
+        v = to_host(self.backend, vec).astype(np.float64).reshape(-1)
         if v.shape[0] != self.dim:
             raise ShapeError(f"decode expects a vector of length {self.dim}, got {v.shape[0]}")
         codes = _printable_codes(min(self.vocab_size, _PRINTABLE_LIMIT))
@@ -139,7 +143,7 @@ class Embedding:
         return {"table": self.backend.to_numpy(self.grad)}
 
     def set_parameters(self, params: Mapping[str, Any]) -> None:
-        table = np.asarray(params["table"], dtype=np.float64)
+        table = np.array(params["table"], dtype=np.float64)  # a copy: never alias the caller
         if table.shape != (self.vocab_size, self.dim):
             raise ShapeError(
                 f"table must have shape [{self.vocab_size}, {self.dim}], got {list(table.shape)}"
@@ -183,7 +187,10 @@ class Embedding:
         emb._steps = int(meta.get("optimizer_steps", 0))
         for name in ("m", "v"):
             if name in arrays:
-                emb._moments[name] = emb.backend.asarray(arrays[name], emb.dtype)
+                moment = np.array(arrays[name], dtype=np.float64)  # a copy
+                if moment.shape != (emb.vocab_size, emb.dim):
+                    raise ShapeError(f"optimizer state {name} has shape {moment.shape}")
+                emb._moments[name] = emb.backend.asarray(moment, emb.dtype)
         return emb
 
     def __repr__(self) -> str:

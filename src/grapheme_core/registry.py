@@ -272,9 +272,17 @@ class Registry:
 
 # -- process-wide registry and the public functions -----------------------------------
 _REGISTRY = Registry()
-_CONTEXT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+# the innermost use_backend(): a name, or a Backend instance given to use_backend()
+_CONTEXT: contextvars.ContextVar[str | Backend | None] = contextvars.ContextVar(
     "grapheme_backend", default=None
 )
+
+
+def _context_name() -> str | None:
+    current = _CONTEXT.get()
+    if current is None or isinstance(current, str):
+        return current
+    return getattr(current, "name", None)
 
 
 def registry() -> Registry:
@@ -285,7 +293,7 @@ def resolve_name(name: str | None = None) -> str:
     """The backend name in effect: argument > use_backend > $GRAPHEME_BACKEND > numpy."""
     if name:
         return name
-    return _CONTEXT.get() or os.environ.get(ENV_VAR) or DEFAULT_BACKEND
+    return _context_name() or os.environ.get(ENV_VAR) or DEFAULT_BACKEND
 
 
 def name_source(name: str | None = None) -> str | None:
@@ -293,7 +301,7 @@ def name_source(name: str | None = None) -> str | None:
     default), ``"use_backend()"`` or ``"$GRAPHEME_BACKEND"``."""
     if name:
         return None
-    if _CONTEXT.get():
+    if _context_name():
         return "use_backend()"
     if os.environ.get(ENV_VAR):
         return f"${ENV_VAR}"
@@ -309,6 +317,10 @@ def get_backend(name: str | Backend | None = None, **options: Any) -> Backend:
     """A backend instance by name (instances are cached per name and options)."""
     if name is not None and not isinstance(name, str):
         return name
+    if not name and not options:
+        current = _CONTEXT.get()
+        if current is not None and not isinstance(current, str):
+            return current  # the instance given to the innermost use_backend()
     return _REGISTRY.get(name, **options)
 
 
@@ -322,10 +334,11 @@ def unregister_plugin(name: str) -> None:
 
 
 @contextlib.contextmanager
-def use_backend(name: str) -> Iterator[Backend]:
-    """Make ``name`` the default backend inside the ``with`` block (validated on entry)."""
+def use_backend(name: str | Backend) -> Iterator[Backend]:
+    """Make ``name`` (or a Backend instance) the default backend inside the ``with``
+    block (validated on entry)."""
     backend = get_backend(name)
-    token = _CONTEXT.set(name)
+    token = _CONTEXT.set(name if isinstance(name, str) else backend)
     try:
         yield backend
     finally:
