@@ -102,3 +102,7 @@ def test_slice_errors():
     with pytest.raises(ValueError):
         BrainSlice("x", range(5, 0, -1), range(0))
     assert orch.allocate_brain_slices([]) == {}
+    numpy_sizes = orch.allocate_brain_slices([("a", np.int64(3), np.int32(2))])
+    assert numpy_sizes["a"].input_range == range(0, 3)
+    with pytest.raises(ValueError, match="non-negative"):
+        orch.allocate_brain_slices([("a", 2.0, 1)])

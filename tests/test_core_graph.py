@@ -213,5 +213,19 @@ def test_unknown_activation_and_kind():
     dag = DagNN()
     with pytest.raises(ValueError, match="unknown activation"):
         dag.add_hidden("swish")
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="unknown node kind 'bogus'"):
         dag.add_nodes(1, "bogus")
+    with pytest.raises(ValueError, match="count must be an integer"):
+        dag.add_nodes(2.7)
+
+
+def test_empty_edits_are_not_edits():
+    dag = DagNN()
+    x, y = dag.add_input(), dag.add_output()
+    dag.add_edge(x, y)
+    dag.forward([1.0])
+    version = dag.version
+    assert dag.add_nodes(0).size == 0
+    dag.remove_edges([])
+    assert dag.version == version
+    dag.backward_accumulate([1.0])  # the forward is still current

@@ -121,6 +121,13 @@ class NumpyBackend:
     #: least this many edges; smaller groups share one generic gather-multiply-sum pass
     min_block_edges = 1024
 
+    def __init__(self, device: str = "cpu") -> None:
+        if str(device) != "cpu":
+            raise ValueError(
+                f"the numpy backend runs on the CPU only (device='cpu'), got device={device!r}; "
+                "use --backend torch for a GPU"
+            )
+
     # -- conversion ----------------------------------------------------------------
     def asarray(self, value: Any, dtype: str) -> np.ndarray:
         return np.ascontiguousarray(value, dtype=_DTYPES[dtype])

@@ -7,6 +7,7 @@ parameters, gradients and optimizer state are backend-native arrays; the
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,16 @@ class DagNN:
         activation: Activation | str | None = None,
     ) -> np.ndarray:
         """Add ``count`` nodes of one kind; returns their ids (consecutive, never reused)."""
-        kind = NodeKind[kind.upper()] if isinstance(kind, str) else NodeKind(kind)
+        kind = NodeKind.parse(kind)
         act = _DEFAULT_ACTIVATION[kind] if activation is None else Activation.parse(activation)
-        count = int(count)
+        try:
+            count = operator.index(count)
+        except TypeError:
+            raise ValueError(f"count must be an integer, got {count!r}") from None
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")
+        if count == 0:  # not an edit: the structure (and a pending backward) stay valid
+            return np.zeros(0, dtype=np.int64)
         ids = self._structure.add_nodes(count, kind, act)
         self._grow(_NODE, np.zeros(count))
         return ids
@@ -159,6 +165,8 @@ class DagNN:
     def remove_edges(self, eids: Any) -> None:
         ids = _int_array(eids, "edge ids")
         slots = self._structure.edge_slots(ids)
+        if slots.size == 0:
+            return
         keep = self._structure.remove_edges(slots)
         self._compact(_EDGE, np.flatnonzero(keep))
 

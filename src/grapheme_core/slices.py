@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -45,13 +46,14 @@ class CognitiveBrainOrchestrator:
                 raise ValueError(f"duplicate brain id {brain_id!r}")
             seen.add(brain_id)
             for label, n in (("input", n_in), ("output", n_out)):
-                if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
                     raise ValueError(
                         f"brain {brain_id!r}: {label} count must be a non-negative int, got {n!r}"
                     )
         slices: dict[str, BrainSlice] = {}
         next_in = next_out = 0
         for brain_id, n_in, n_out in requests:
+            n_in, n_out = int(n_in), int(n_out)
             slices[brain_id] = BrainSlice(
                 brain_id, range(next_in, next_in + n_in), range(next_out, next_out + n_out)
             )

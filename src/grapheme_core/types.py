@@ -15,6 +15,17 @@ class NodeKind(enum.IntEnum):
     HIDDEN = 1
     OUTPUT = 2
 
+    @classmethod
+    def parse(cls, value: NodeKind | str | int) -> NodeKind:
+        """Accept a ``NodeKind``, its name in any case (``"hidden"``) or its integer code."""
+        if isinstance(value, NodeKind):
+            return value
+        try:
+            return cls[value.strip().upper()] if isinstance(value, str) else cls(int(value))
+        except (KeyError, ValueError, TypeError):
+            names = ", ".join(k.name.lower() for k in cls)
+            raise ValueError(f"unknown node kind {value!r}; choose one of {names}") from None
+
 
 class Activation(enum.IntEnum):
     """Per-node activation. Derivatives are taken from the node's output value."""
