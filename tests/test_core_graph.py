@@ -229,3 +229,35 @@ def test_empty_edits_are_not_edits():
     dag.remove_edges([])
     assert dag.version == version
     dag.backward_accumulate([1.0])  # the forward is still current
+
+
+def test_degree_counting_paths_agree():
+    from grapheme_core.dagnn import _degrees_after
+
+    rng = np.random.default_rng(0)
+    old = rng.integers(0, 50, size=1000)
+    for k in (1, 3, 8, 9, 40):
+        new = rng.integers(0, 50, size=k)
+        expected = (np.bincount(old, minlength=50) + np.bincount(new, minlength=50))[new]
+        np.testing.assert_array_equal(_degrees_after(old, new, 50), expected)
+
+
+def test_levels_stay_exact_through_single_edge_edits():
+    from grapheme_core import topology
+
+    rng = np.random.default_rng(1)
+    dag = DagNN()
+    dag.add_nodes(4, "input")
+    for _ in range(60):
+        nodes = dag.nodes()
+        if rng.random() < 0.3:
+            dag.add_hidden()
+            continue
+        a, b = (int(v) for v in rng.choice(nodes, size=2, replace=False))
+        try:
+            dag.add_edge(a, b)
+        except CycleError:
+            continue
+        s = dag._structure
+        fresh = topology.longest_path_levels(s.node_count, s.src_slots(), s.dst_slots())
+        np.testing.assert_array_equal(s.levels(), fresh)

@@ -155,10 +155,10 @@ class GraphStructure:
 
     # -- edits -------------------------------------------------------------------------
     def add_nodes(self, count: int, kind: NodeKind, activation: Activation) -> np.ndarray:
+        ends = self._valid_ends()
         ids = np.arange(self.next_node_id, self.next_node_id + count, dtype=np.int64)
         self._node_id.extend(ids)
         self._kind.extend(np.full(count, int(kind), dtype=np.int8))
-        ends = self._valid_ends()
         self._act.extend(np.full(count, int(activation), dtype=np.int8))
         self.next_node_id += count
         if self._levels is not None and self._levels[0] == self.version:
@@ -188,9 +188,16 @@ class GraphStructure:
             )
         if src.shape[0] == 1:
             levels = self.levels()
-            if levels[src_slot[0]] < levels[dst_slot[0]]:
+            s_slot, d_slot = int(src_slot[0]), int(dst_slot[0])
+            if levels[s_slot] < levels[d_slot]:
                 # dst cannot reach a node on a lower level; no level changes either
                 self._checked = (self.version, src, dst, src_slot, dst_slot, levels)
+                return
+            if not np.any(self.src_slots() == d_slot):
+                # dst has no outgoing edge, so it reaches nothing; only its own level moves
+                new_levels = levels.copy()
+                new_levels[d_slot] = levels[s_slot] + 1
+                self._checked = (self.version, src, dst, src_slot, dst_slot, new_levels)
                 return
             path = topology.find_path(self._adjacency(), int(dst_slot[0]), int(src_slot[0]))
             if path is not None:
