@@ -406,3 +406,10 @@ def test_import_grapheme_core_imports_neither_torch_nor_jax_and_is_silent(tmp_pa
 def test_public_names_are_exported():
     for name in ("list_backends", "get_backend", "use_backend", "hookimpl", "BackendSpec"):
         assert hasattr(grapheme_core, name)
+
+
+def test_unhashable_backend_options_are_a_clear_error():
+    from grapheme_core import get_backend
+
+    with pytest.raises(ValueError, match="must be hashable"):
+        get_backend("numpy", device=["cpu"])

@@ -209,6 +209,12 @@ class Registry:
         requested = name
         name = resolve_name(name)
         key = (name, tuple(sorted(options.items())))
+        try:
+            hash(key)
+        except TypeError:
+            raise ValueError(
+                f"backend options must be hashable values (str, int, float, bool), got {options}"
+            ) from None
         with self._lock:
             if key in self._instances:
                 return self._instances[key]
