@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from grapheme_train import bench as B
+from grapheme_train.options import backend_options
 
 TINY = ["--levels", "2", "--width", "32", "--fan-in", "4", "--inputs", "8", "--batch", "4"]
 FIGURES = {
@@ -142,4 +143,5 @@ def test_backend_options_are_recorded_and_bad_ones_are_usage_errors():
     assert result.exit_code == 2 and "no_such_option" in result.output
     result = CliRunner().invoke(B.bench, ["--small", "--option", "novalue"])
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
-    assert B._parse_options(("a=1", "b=x", "c=true")) == {"a": 1, "b": "x", "c": True}
+    parsed = backend_options(None, None, ("a=1", "b=x", "c=true"))
+    assert parsed == {"a": 1, "b": "x", "c": True}

@@ -62,6 +62,7 @@ from grapheme_core import (
     NodeKind,
     get_backend,
 )
+from grapheme_train.options import backend_options
 
 #: Ratio targets of the full training step to the baseline forward sweep, per backend.
 TRAIN_STEP_TARGETS = {"numpy": 6.0, "torch": 4.0, "jax": 6.0}
@@ -723,20 +724,6 @@ class _UsageProblem(click.ClickException):
     exit_code = 2
 
 
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings; values that read as JSON (numbers, booleans) are converted."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise _UsageProblem(f"--option expects KEY=VALUE, got {pair!r}")
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
-    return options
-
-
 @click.command("bench")
 @click.option(
     "--backend",
@@ -761,8 +748,9 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 )
 @click.option(
     "--option",
-    "options",
+    "opts",
     multiple=True,
+    callback=backend_options,
     metavar="KEY=VALUE",
     help="Backend option passed to get_backend, e.g. num_threads=2 (repeatable).",
 )
@@ -782,7 +770,7 @@ def bench(
     as_json: bool,
     small_only: bool,
     runs: int,
-    options: tuple[str, ...],
+    opts: dict[str, Any],
     inputs: int,
     levels: int,
     width: int,
@@ -796,7 +784,6 @@ def bench(
     if tiny:
         small = GraphShape(inputs=8, levels=2, width=8, fan_in=4, batch=1)
         naive = GraphShape(inputs=8, levels=2, width=16, fan_in=4, batch=2)
-    opts = _parse_options(options)
     try:
         backend = get_backend(backend_name, **opts)
     except (BackendNotFoundError, BackendLoadError, IncompatibleBackendError, ValueError) as exc:

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from grapheme_train.options import backend_options
+
 __all__ = ["conformance"]
 
 _MARKS = {
@@ -25,20 +27,6 @@ _MARKS = {
     "xfailed": "XFAIL",
     "xpassed": "XPASS",
 }
-
-
-def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--option")
-        try:
-            value: Any = json.loads(raw)  # numbers, true/false, quoted strings
-        except json.JSONDecodeError:
-            value = raw
-        out[key.strip()] = value
-    return out
 
 
 @click.command("conformance", context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,8 +63,9 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option(
     "--option",
     "-o",
-    "backend_options",
+    "options",
     multiple=True,
+    callback=backend_options,
     metavar="KEY=VALUE",
     help="Option for the backend factory, e.g. -o device=cuda (values parsed as JSON when "
     "possible).",
@@ -90,7 +79,7 @@ def conformance(
     report: Path | None,
     expected_failures: Path | None,
     checks: tuple[str, ...],
-    backend_options: tuple[str, ...],
+    options: dict[str, Any],
     list_checks: bool,
 ) -> None:
     """Run the backend conformance suite against one or more backends (DESIGN section 5).
@@ -108,7 +97,6 @@ def conformance(
     names = [n.strip() for value in backends for n in value.split(",") if n.strip()]
     if not names:
         raise click.UsageError("name the backend(s) to certify with --backend NAME")
-    options = _parse_options(backend_options)
     try:
         select(checks or None)
     except ValueError as exc:
