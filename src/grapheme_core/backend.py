@@ -26,6 +26,36 @@ API_VERSION = "1.0"
 
 Array = Any  # a backend-native array (numpy.ndarray, torch.Tensor, jax.Array, ...)
 
+#: Optional abilities a backend may have, by name, with what each one means. A backend
+#: declares what it has as ``capabilities`` (any iterable of these names); the conformance
+#: suite reports the checks of a missing capability as not applicable, and features that
+#: need one (RigL needs ``candidate_edge_grads``) say why they cannot run.
+CAPABILITIES: dict[str, str] = {
+    "float64": "models in float64 as well as float32",
+    "candidate_edge_grads": (
+        "API 1.1: gradients for edges that do not exist yet (used by RigL regrowth)"
+    ),
+}
+
+
+def backend_capabilities(backend: Any) -> frozenset[str]:
+    """The capabilities ``backend`` has: its declared ``capabilities`` attribute if it has
+    one, else ``float64`` plus ``candidate_edge_grads`` when it implements that method."""
+    declared = getattr(backend, "capabilities", None)
+    if declared is not None:
+        caps = frozenset(str(c) for c in declared)
+        unknown = caps - CAPABILITIES.keys()
+        if unknown:
+            raise ValueError(
+                f"backend {getattr(backend, 'name', backend)!r} declares unknown capabilities "
+                f"{sorted(unknown)}; known: {sorted(CAPABILITIES)}"
+            )
+        return caps
+    caps = {"float64"}
+    if callable(getattr(backend, "candidate_edge_grads", None)):
+        caps.add("candidate_edge_grads")
+    return frozenset(caps)
+
 
 @runtime_checkable
 class Backend(Protocol):
