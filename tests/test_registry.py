@@ -226,11 +226,11 @@ def test_unknown_name_lists_installed_unavailable_with_extra_and_broken(fake, mo
     assert "numpy" in installed.split(", ")
     assert "unavailable: " in msg
     assert "needs-lib (missing grapheme_nolib_xyz; pip install 'grapheme[nolib]')" in msg
-    assert "torch (missing torch; pip install 'grapheme[torch]')" in msg
+    assert "torch (missing torch; pip install 'grapheme-dagnn[torch]')" in msg
     assert "broken: " in msg and "brokenplug" in msg
     assert "ModuleNotFoundError" in msg and "grapheme_definitely_not_installed_abc" in msg
     # an unavailable backend asked for by name says what to install
-    with pytest.raises(BackendLoadError, match=r"pip install 'grapheme\[torch\]'"):
+    with pytest.raises(BackendLoadError, match=r"pip install 'grapheme-dagnn\[torch\]'"):
         reg.get("torch")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from grapheme_core import BackendSpec, hookimpl
+from grapheme_core.about import install_hint
 from grapheme_core.backend import API_VERSION
 
 
@@ -22,7 +23,7 @@ def grapheme_backends() -> list[BackendSpec]:
             api_version=API_VERSION,
             description="PyTorch sparse kernels (cpu, cuda, cuda:N)",
             requires=("torch",),
-            install_hint="pip install 'grapheme[torch]'",
+            install_hint=install_hint("torch"),
         ),
         BackendSpec(
             name="jax",
@@ -30,6 +31,6 @@ def grapheme_backends() -> list[BackendSpec]:
             api_version=API_VERSION,
             description="JAX segment_sum kernels under jit",
             requires=("jax",),
-            install_hint="pip install 'grapheme[jax]'",
+            install_hint=install_hint("jax"),
         ),
     ]

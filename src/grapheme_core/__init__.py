@@ -5,6 +5,7 @@ Importing this package imports neither torch nor jax, prints nothing and writes 
 
 from __future__ import annotations
 
+from .about import DISTRIBUTION, __version__
 from .backend import API_VERSION, Backend
 from .checkpoint import load_dagnn, load_embedding, read_checkpoint, save, write_checkpoint
 from .dagnn import DagNN
@@ -36,10 +37,9 @@ from .registry import (
 from .slices import BrainSlice, CognitiveBrainOrchestrator
 from .types import Activation, EdgeId, InitStrategy, NodeId, NodeKind
 
-__version__ = "0.1.0"
-
 __all__ = [
     "API_VERSION",
+    "DISTRIBUTION",
     "SGD",
     "Activation",
     "Adam",
@@ -65,6 +65,7 @@ __all__ = [
     "NodeKind",
     "ShapeError",
     "StateError",
+    "__version__",
     "get_backend",
     "hookimpl",
     "list_backends",

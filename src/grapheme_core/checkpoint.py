@@ -36,7 +36,7 @@ def write_checkpoint(
     path: str | Path, kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
 ) -> Path:
     """Atomically write a checkpoint file; returns its path."""
-    from . import __version__
+    from .about import DISTRIBUTION, __version__
 
     path = Path(path)
     buf = io.BytesIO()
@@ -46,7 +46,7 @@ def write_checkpoint(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": kind,
-        "written_by": {"package": "grapheme", "version": __version__},
+        "written_by": {"package": DISTRIBUTION, "version": __version__},
         "arrays_sha256": hashlib.sha256(blob).hexdigest(),
         "meta": dict(meta),
     }

@@ -25,6 +25,7 @@ from grapheme_core import (
     CheckpointError,
     GraphemeError,
     IncompatibleBackendError,
+    about,
     get_backend,
     list_backends,
 )
@@ -66,16 +67,26 @@ class TrainingFailure(click.ClickException):
     exit_code = 1
 
 
+_GROUP_FLAGS = ("-h", "--help", "--version")
+"""Options of the group itself (everything else that is not a command goes to ``train``)."""
+
+
 class _DefaultGroup(click.Group):
     """A group whose default command is ``train``: ``grapheme-train --epochs 5`` trains."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+        if not args or (args[0] not in self.commands and args[0] not in _GROUP_FLAGS):
             args = ["train", *args]
         return super().parse_args(ctx, args)
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    about.version(),
+    "--version",
+    prog_name="grapheme-train",
+    message=f"%(prog)s %(version)s ({about.DISTRIBUTION}, Python {sys.version.split()[0]})",
+)
 def cli() -> None:
     """Train grapheme's unified model (the default command) and related tools.
 
@@ -546,7 +557,10 @@ def backends(as_json: bool) -> None:
     help="Image to write.",
 )
 def plot(metrics: Path, output: Path) -> None:
-    """Draw the per-domain loss curves of a --metrics-out file (needs grapheme[plot])."""
+    """Draw the per-domain loss curves of a --metrics-out file.
+
+    Needs matplotlib: pip install 'grapheme-dagnn[plot]'.
+    """
     from grapheme_train.plot import PlotUnavailableError, plot_metrics
 
     try:

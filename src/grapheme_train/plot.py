@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from grapheme_core.about import install_hint
 from grapheme_train.errors import GraphemeTrainError
 from grapheme_train.metrics import read_metrics
 from grapheme_train.modules import DOMAINS
@@ -24,9 +25,7 @@ def plot_metrics(metrics: str | Path, output: str | Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PlotUnavailableError(
-            "plotting needs matplotlib: pip install 'grapheme[plot]'"
-        ) from None
+        raise PlotUnavailableError(f"plotting needs matplotlib: {install_hint('plot')}") from None
     epochs = [r.epoch for r in records]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for domain in DOMAINS:
