@@ -366,6 +366,13 @@ class JaxBackend:
         jax.config.update("jax_enable_x64", True)
         self.kernel = kernel
 
+    def __repr__(self) -> str:
+        device = jax.devices()[0]
+        return (
+            f"{type(self).__name__}(name={self.name!r}, device='{device.platform}:{device.id}', "
+            f"dtypes=('float32', 'float64'), kernel={self.kernel!r})"
+        )
+
     # -- conversion ----------------------------------------------------------------
     def asarray(self, value: Any, dtype: str) -> jax.Array:
         if isinstance(value, jax.Array):

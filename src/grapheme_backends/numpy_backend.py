@@ -128,6 +128,13 @@ class NumpyBackend:
                 "use --backend torch for a GPU"
             )
 
+    def __repr__(self) -> str:
+        """Class, registered name, device and dtypes (a subclass shows its own class)."""
+        return (
+            f"{type(self).__name__}(name={self.name!r}, device='cpu', "
+            "dtypes=('float32', 'float64'))"
+        )
+
     # -- conversion ----------------------------------------------------------------
     def asarray(self, value: Any, dtype: str) -> np.ndarray:
         return np.ascontiguousarray(value, dtype=_DTYPES[dtype])

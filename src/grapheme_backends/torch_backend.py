@@ -214,7 +214,11 @@ class TorchBackend:
         torch.backends.cudnn.allow_tf32 = False
 
     def __repr__(self) -> str:
-        return f"TorchBackend(device={str(self.device)!r}, kernels={self.kernels!r})"
+        threads = "" if self.num_threads is None else f", num_threads={self.num_threads}"
+        return (
+            f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r}, "
+            f"dtypes=('float32', 'float64'), kernels={self.kernels!r}{threads})"
+        )
 
     # -- conversion ----------------------------------------------------------------
     def asarray(self, value: Any, dtype: str) -> torch.Tensor:

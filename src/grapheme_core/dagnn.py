@@ -477,6 +477,27 @@ class DagNN:
             dag._grads[key] = dag.backend.asarray(self.backend.to_numpy(grad), dag.dtype)
         return dag
 
+    # -- seeing the graph (grapheme_core.graphview) -------------------------------------
+    def summary(self) -> str:
+        """A table of the model: nodes per kind and per level, edges, parameters, density,
+        depth, backend and dtype. ``print(dag.summary())``; see :mod:`grapheme_core.graphview`."""
+        from .graphview import summary
+
+        return summary(self)
+
+    def to_dot(self, *, weights: bool = False) -> str:
+        """Graphviz DOT text of the model (no dependency); ``weights=True`` labels the edges.
+        Render it with ``dot -Tsvg``."""
+        from .graphview import to_dot
+
+        return to_dot(self, weights=weights)
+
+    def to_networkx(self) -> Any:
+        """The model as a ``networkx.MultiDiGraph`` (needs the optional ``networkx``)."""
+        from .graphview import to_networkx
+
+        return to_networkx(self)
+
     def __repr__(self) -> str:
         return (
             f"DagNN(nodes={self.node_count}, edges={self.edge_count}, "

@@ -47,6 +47,7 @@ from grapheme_train.session import (
     merge_settings,
     prepare_data,
 )
+from grapheme_train.show_cmd import show
 from grapheme_train.trainer import DomainScore, EpochRecord, NonFiniteLossError, Trainer
 
 __all__ = ["cli", "main"]
@@ -572,6 +573,7 @@ def plot(metrics: Path, output: Path) -> None:
 
 cli.add_command(conformance)
 cli.add_command(bench)
+cli.add_command(show)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
