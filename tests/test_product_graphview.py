@@ -102,14 +102,15 @@ def test_summary_table_counts_levels_and_folds_deep_graphs():
     assert "DagNN on numpy (float32)" in text
     depth = len(chain) + 1
     assert f"depth:       {depth} (longest path, in edges; {depth + 1} levels)" in text
-    assert re.search(r"^total\s+1\s+%d\s+1\s+%d$" % (len(chain), len(chain) + 2), text, re.M)
+    n = len(chain)
+    assert re.search(rf"^total\s+1\s+{n}\s+1\s+{n + 2}$", text, re.M)
     folded = re.search(r"^(\d+)-(\d+)\s+0\s+(\d+)\s+0\s+(\d+)$", text, re.M)
     assert folded, text
     lo, hi, hidden = int(folded.group(1)), int(folded.group(2)), int(folded.group(3))
     assert hidden == hi - lo + 1  # one hidden node per folded level
     rows = [ln for ln in text.splitlines() if re.match(r"^\d", ln)]
     assert len(rows) == MAX_LEVEL_ROWS
-    assert "activations: linear 1, tanh %d" % len(chain) in text
+    assert f"activations: linear 1, tanh {n}" in text
 
 
 def test_summary_of_an_empty_model():
