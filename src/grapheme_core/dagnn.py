@@ -477,6 +477,28 @@ class DagNN:
             dag._grads[key] = dag.backend.asarray(self.backend.to_numpy(grad), dag.dtype)
         return dag
 
+    # -- the training API (grapheme_core.fit) ------------------------------------------
+    def fit(self, x: Any, y: Any, **kwargs: Any) -> Any:
+        """Train on ``(x, y)`` in minibatches; returns a History. Same keywords as
+        :func:`grapheme_core.fit.fit` (``loss=``, ``epochs=``, ``batch_size=``, ``lr=``,
+        ``validation_data=``, ``callbacks=``, ``seed=``, ``verbose=``...)."""
+        from .fit import fit
+
+        return fit(self, x, y, **kwargs)
+
+    def evaluate(self, x: Any, y: Any, **kwargs: Any) -> dict[str, float]:
+        """``{"loss": ..., <metric>: ...}`` on ``(x, y)``, nothing trained; see
+        :func:`grapheme_core.fit.evaluate`."""
+        from .fit import evaluate
+
+        return evaluate(self, x, y, **kwargs)
+
+    def predict(self, x: Any, batch_size: int | None = None) -> np.ndarray:
+        """Outputs for ``x`` in minibatches (see :func:`grapheme_core.fit.predict`)."""
+        from .fit import predict
+
+        return predict(self, x, batch_size=batch_size)
+
     # -- seeing the graph (grapheme_core.graphview) -------------------------------------
     def summary(self) -> str:
         """A table of the model: nodes per kind and per level, edges, parameters, density,
