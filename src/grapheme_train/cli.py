@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import attrs
 import click
 
 from grapheme_core import (
@@ -29,6 +30,7 @@ from grapheme_core import (
     get_backend,
     list_backends,
 )
+from grapheme_train import jsonout
 from grapheme_train.bench import bench
 from grapheme_train.checkpoint import load_training, restore_trainer
 from grapheme_train.conformance_cmd import conformance
@@ -38,12 +40,17 @@ from grapheme_train.loop import EpochLoop
 from grapheme_train.metrics import MetricsWriter, evaluation_json
 from grapheme_train.model import SharedAGIModel
 from grapheme_train.modules import module_from_config
+from grapheme_train.options import backend_options
 from grapheme_train.progress import Progress
 from grapheme_train.report import epoch_header, epoch_row, evaluation_table, slice_table, table
 from grapheme_train.session import (
+    Launch,
     PreparedData,
+    ResumeWithoutEpochsError,
     RunSettings,
     SettingsConflictError,
+    continue_command,
+    merge_launch,
     merge_settings,
     prepare_data,
 )
@@ -138,25 +145,56 @@ def _check_writable(path: Path, option: str) -> None:
         raise UsageProblem(f"{option} {path}: cannot write there ({exc})") from None
 
 
-def _resolve_backend(name: str | None, device: str | None) -> Any:
-    options = {} if device is None else {"device": device}
+def _resolve_backend(launch: Launch, resume: Path | None = None) -> Any:
     try:
-        return get_backend(name, **options)
+        return get_backend(launch.backend, **launch.backend_options())
     except (BackendNotFoundError, BackendLoadError, IncompatibleBackendError, ValueError) as exc:
+        where = (
+            f" (resuming {resume}: its backend, device and options are used unless given; "
+            "--backend NAME picks another)"
+            if resume is not None
+            else ""
+        )
+        raise UsageProblem(f"{exc}{where}") from None
+
+
+def _load_resume(resume: Path | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The checkpoint to resume (``None`` for a fresh run); unusable is a usage error."""
+    if resume is None:
+        return None
+    try:
+        return load_training(resume)
+    except CheckpointError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _launch(
+    given: Launch, loaded: tuple[dict[str, Any], Any] | None, resume: Path | None
+) -> tuple[Launch, list[str]]:
+    """The run's backend, device, options, metrics file and epochs (see merge_launch)."""
+    saved = None if loaded is None else dict(loaded[0]["run"].get("launch") or {})
+    try:
+        return merge_launch(given, saved, resume)
+    except ResumeWithoutEpochsError as exc:
         raise UsageProblem(str(exc)) from None
 
 
 def _setup(
-    backend: Any, resume: Path | None, given: dict[str, Any], epochs: int, data: Sequence[Path]
+    backend: Any,
+    resume: Path | None,
+    loaded: tuple[dict[str, Any], dict[str, Any]] | None,
+    given: dict[str, Any],
+    epochs: int,
+    data: Sequence[Path],
 ) -> tuple[RunSettings, PreparedData, Trainer]:
-    """Settings, data and a trainer: fresh, or restored from ``resume``."""
+    """Settings, data and a trainer: fresh, or restored from ``resume`` (``loaded``)."""
     try:
-        if resume is None:
+        if resume is None or loaded is None:
             settings = merge_settings(given, epochs)
             prepared = prepare_data(data, settings)
             model = SharedAGIModel(prepared.modules, settings.model_config(), backend)
             return settings, prepared, Trainer(model, prepared.examples, settings.lr)
-        meta, arrays = load_training(resume)
+        meta, arrays = loaded
         settings = merge_settings(given, epochs, meta["run"])
         modules = [module_from_config(m) for m in meta["model"]["modules"]]
         prepared = prepare_data(data, settings, modules)
@@ -211,11 +249,18 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
 )
 @click.option("--device", metavar="DEVICE", help="Device for the backend, e.g. cpu, cuda, cuda:1.")
 @click.option(
+    "--option",
+    "backend_opts",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=backend_options,
+    help="Backend factory option (repeatable), e.g. --option num_threads=4.",
+)
+@click.option(
     "--epochs",
     type=click.IntRange(min=0),
-    default=100,
-    show_default=True,
-    help="Train until this epoch (a resumed run continues up to it).",
+    help="Train until this epoch [default: 100]; required with --resume (which continues "
+    "up to it).",
 )
 @click.option(
     "--lr",
@@ -257,7 +302,8 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
     "--resume",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="Continue from this checkpoint (and keep saving to it).",
+    help="Continue from this checkpoint (and keep saving to it), on its backend, device, "
+    "options and metrics file unless given.",
 )
 @click.option(
     "--metrics-out",
@@ -283,7 +329,8 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
 def train(
     backend: str | None,
     device: str | None,
-    epochs: int,
+    backend_opts: dict[str, Any],
+    epochs: int | None,
     lr: float | None,
     optimizer: str | None,
     seed: int | None,
@@ -305,13 +352,23 @@ def train(
         "lr": lr, "optimizer": optimizer, "seed": seed, "hidden": hidden,
         "dtype": dtype, "heldout": heldout,
     }  # fmt: skip
-    backend_obj = _resolve_backend(backend, device)
-    settings, prepared, trainer = _setup(backend_obj, resume, given, epochs, data)
+    loaded = _load_resume(resume)
+    given_launch = Launch(
+        backend, device, backend_opts, None if metrics_out is None else str(metrics_out), epochs
+    )
+    launch, notes = _launch(given_launch, loaded, resume)
+    backend_obj = _resolve_backend(launch, resume)
+    launch = attrs.evolve(launch, backend=backend_obj.name)
+    epochs, device = int(launch.epochs or 0), launch.device
+    metrics_out = None if launch.metrics_out is None else Path(launch.metrics_out)
+    settings, prepared, trainer = _setup(backend_obj, resume, loaded, given, epochs, data)
     if (checkpoint or resume) and trainer.epoch < epochs:
         _check_writable(checkpoint or resume, "--checkpoint" if checkpoint else "--resume")
     bar = Progress(max(epochs - trainer.epoch, 0), enabled=progress and not quiet)
     say = _Console(quiet, as_json, bar)
     _header(say, backend_obj, device, settings, trainer)
+    if notes:
+        say(*(f"note: {n}" for n in notes), "")
 
     first_epoch = trainer.epoch
     every = _log_epochs(epochs, log_every)
@@ -331,7 +388,7 @@ def train(
         loop = EpochLoop(
             trainer,
             epochs,
-            settings.run_meta(prepared.fingerprint),
+            {**settings.run_meta(prepared.fingerprint), "launch": launch.to_json()},
             save_to=checkpoint or resume,
             metrics=metrics,
             on_epoch=on_epoch,
@@ -342,7 +399,7 @@ def train(
             if first_epoch:
                 say(f"resuming from {resume} at epoch {first_epoch}")
             say(*epoch_header())
-            _run_loop(loop, bar, settings, first_epoch, data, resume)
+            _run_loop(loop, bar, settings, first_epoch, launch, data, resume)
             say("")
         evaluation = _evaluate(trainer, prepared)
         _check_finite_evaluation(loop, evaluation, settings, first_epoch, resume)
@@ -359,12 +416,14 @@ def train(
     if as_json:
         summary = _summary(backend_obj, device, settings, trainer, prepared, evaluation)
         summary.update(
+            options=dict(launch.options),
+            metrics_out=launch.metrics_out,
             seconds=total_seconds,
             train_seconds=loop.seconds,
             examples_per_second=rate,
             checkpoint=None if loop.save_to is None else str(loop.save_to),
         )
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(jsonout.dumps(summary))
 
 
 def _run_loop(
@@ -372,6 +431,7 @@ def _run_loop(
     bar: Progress,
     settings: RunSettings,
     first_epoch: int,
+    launch: Launch,
     data: Sequence[Path],
     resume: Path | None = None,
 ) -> None:
@@ -388,10 +448,9 @@ def _run_loop(
                 err=True,
             )
             click.get_current_context().exit(130)
-        again = "".join(f" --data {p}" for p in data)
         click.echo(
             f"interrupted: saved the model after epoch {loop.good_epoch} to {path}; continue "
-            f"with\n  grapheme-train --resume {path} --epochs {loop.epochs}{again}",
+            f"with\n  {continue_command(path, launch, data)}",
             err=True,
         )
         click.get_current_context().exit(130)

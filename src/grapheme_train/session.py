@@ -28,12 +28,20 @@ from grapheme_train.router import CognitiveRouter
 
 __all__ = [
     "DEFAULTS",
+    "DEFAULT_EPOCHS",
+    "Launch",
     "PreparedData",
+    "ResumeWithoutEpochsError",
     "RunSettings",
     "SettingsConflictError",
+    "continue_command",
+    "merge_launch",
     "merge_settings",
     "prepare_data",
 ]
+
+DEFAULT_EPOCHS = 100
+"""``--epochs`` of a fresh run when none is given."""
 
 DEFAULTS: dict[str, Any] = {
     "lr": 0.01,
@@ -94,6 +102,104 @@ def merge_settings(
         values[key] = default if value is None else value
     threshold = saved.get("threshold", 0.5) if saved else 0.5
     return RunSettings(epochs=epochs, threshold=threshold, **values)
+
+
+@attrs.frozen
+class Launch:
+    """Where and how a run computes and reports: recorded in its checkpoints, so that
+    ``--resume`` continues on the same backend, device and options and keeps writing the
+    same metrics file unless the command line says otherwise.
+
+    ``backend``: the backend's name; ``device``/``options``: what was passed to
+    ``get_backend``; ``metrics_out``: the ``--metrics-out`` path; ``epochs``: the epoch the
+    run was asked to reach.
+    """
+
+    backend: str | None = None
+    device: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+    metrics_out: str | None = None
+    epochs: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``run["launch"]`` record of a checkpoint."""
+        return attrs.asdict(self)
+
+    def backend_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``get_backend``: the options plus the device."""
+        return {**self.options, **({} if self.device is None else {"device": self.device})}
+
+
+class ResumeWithoutEpochsError(GraphemeTrainError):
+    """``--resume`` was given without ``--epochs``: training on is never implied."""
+
+
+def merge_launch(
+    given: Launch, saved: Mapping[str, Any] | None, checkpoint: str | Path | None = None
+) -> tuple[Launch, list[str]]:
+    """The launch of a run: what was given, completed by a resumed checkpoint's record.
+
+    Returns the launch and notes for the user (what was taken over, what was changed).
+    A fresh run (``saved`` is None) gets ``epochs`` :data:`DEFAULT_EPOCHS` when not given.
+    When resuming, ``epochs`` must be given (``ResumeWithoutEpochsError`` says so), and
+    the checkpoint's backend, device, options and metrics file are used unless given; a
+    different ``--backend`` starts from no device and no options, since those belonged to
+    the other backend.
+    """
+    if saved is None:
+        epochs = DEFAULT_EPOCHS if given.epochs is None else given.epochs
+        return attrs.evolve(given, epochs=epochs), []
+    record = Launch(**{k: v for k, v in saved.items() if k in attrs.fields_dict(Launch)})
+    if given.epochs is None:
+        planned = f" (the run was started with --epochs {record.epochs})" if record.epochs else ""
+        raise ResumeWithoutEpochsError(
+            f"--resume {checkpoint} needs --epochs N: the epoch to train up to{planned}. "
+            "Nothing was trained or written. To look at a checkpoint without training, use "
+            f"`grapheme-train evaluate {checkpoint}` or `grapheme-train show {checkpoint}`."
+        )
+    notes: list[str] = []
+    same_backend = given.backend is None or given.backend == record.backend
+    if same_backend:
+        backend = record.backend
+        device = record.device if given.device is None else given.device
+        options = {**record.options, **given.options}
+        if given.device is not None and record.device not in (None, given.device):
+            notes.append(f"--device {given.device} replaces the checkpoint's {record.device}")
+        for key, value in given.options.items():
+            if key in record.options and record.options[key] != value:
+                notes.append(
+                    f"--option {key}={value} replaces the checkpoint's {record.options[key]}"
+                )
+    else:
+        backend, device, options = given.backend, given.device, dict(given.options)
+        dropped = [f"--device {record.device}"] if record.device else []
+        dropped += [f"--option {k}={v}" for k, v in record.options.items()]
+        notes.append(
+            f"--backend {given.backend} replaces the checkpoint's {record.backend}"
+            + (f" (its {', '.join(dropped)} not carried over)" if dropped else "")
+        )
+    metrics_out = record.metrics_out if given.metrics_out is None else given.metrics_out
+    launch = Launch(backend, device, options, metrics_out, given.epochs)
+    return launch, notes
+
+
+def continue_command(checkpoint: str | Path, launch: Launch, data: Sequence[str | Path]) -> str:
+    """The shell command that continues a run from ``checkpoint`` with the same launch."""
+    import json
+    import shlex
+
+    parts = ["grapheme-train", "--resume", str(checkpoint), "--epochs", str(launch.epochs)]
+    if launch.backend:
+        parts += ["--backend", launch.backend]
+    if launch.device:
+        parts += ["--device", launch.device]
+    for key, value in launch.options.items():
+        parts += ["--option", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+    if launch.metrics_out:
+        parts += ["--metrics-out", launch.metrics_out]
+    for path in data:
+        parts += ["--data", str(path)]
+    return shlex.join(parts)
 
 
 @attrs.frozen
