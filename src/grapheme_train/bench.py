@@ -34,7 +34,6 @@ process-lifetime ``ru_maxrss`` is reported instead (an upper bound) and the meth
 from __future__ import annotations
 
 import gc
-import json
 import math
 import os
 import platform
@@ -62,7 +61,9 @@ from grapheme_core import (
     NodeKind,
     get_backend,
 )
+from grapheme_train import jsonout
 from grapheme_train.options import backend_options
+from grapheme_train.progress import Status
 
 #: Ratio targets of the full training step to the baseline forward sweep, per backend.
 TRAIN_STEP_TARGETS = {"numpy": 6.0, "torch": 4.0, "jax": 6.0}
@@ -588,16 +589,21 @@ def run_bench(
     small: GraphShape = SMALL,
     naive: GraphShape = NAIVE,
     options: dict[str, Any] | None = None,
+    status: Callable[[str], None] = lambda what: None,
 ) -> dict[str, Any]:
     """Run the benchmark and return the result as plain JSON-able data. ``options`` go
-    to :func:`grapheme_core.get_backend` (e.g. ``num_threads`` for torch)."""
+    to :func:`grapheme_core.get_backend` (e.g. ``num_threads`` for torch); ``status`` is
+    told the name of each phase as it starts (the command shows it on a terminal)."""
     options = dict(options or {})
     backend = get_backend(backend_name, **options)
     result: dict[str, Any] = {"backend": backend.name, "options": options, "runs": runs}
     load_before = _load_average()
     if not small_only:
+        status(f"{shape.edges:,}-edge graph: build, compile, forward, backward, step, memory")
         result["standard"] = measure_standard(backend, shape, runs)
+    status(f"small graph ({small.edges:,} edges): steps per second")
     result["small"] = measure_small(backend, small, runs)
+    status(f"naive node-by-node reference ({naive.edges:,} edges)")
     result["naive"] = measure_naive(backend, naive, runs)
     result["machine"] = machine_info(backend.name)
     result["machine"]["load_average"] = {"before": load_before, "after": _load_average()}
@@ -788,8 +794,12 @@ def bench(
         backend = get_backend(backend_name, **opts)
     except (BackendNotFoundError, BackendLoadError, IncompatibleBackendError, ValueError) as exc:
         raise _UsageProblem(str(exc)) from exc
-    result = run_bench(backend, runs, small_only, shape, small, naive, opts)
-    click.echo(json.dumps(result, indent=2) if as_json else render(result))
+    line = Status(f"bench {backend.name}", 2 if small_only else 3)
+    try:
+        result = run_bench(backend, runs, small_only, shape, small, naive, opts, line.step)
+    finally:
+        line.close()
+    click.echo(jsonout.dumps(result) if as_json else render(result))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -41,7 +41,7 @@ from grapheme_train.metrics import MetricsWriter, evaluation_json
 from grapheme_train.model import SharedAGIModel
 from grapheme_train.modules import module_from_config
 from grapheme_train.options import backend_options
-from grapheme_train.progress import Progress
+from grapheme_train.progress import Progress, Status
 from grapheme_train.report import epoch_header, epoch_row, evaluation_table, slice_table, table
 from grapheme_train.session import (
     Launch,
@@ -623,10 +623,14 @@ def plot(metrics: Path, output: Path) -> None:
     """
     from grapheme_train.plot import PlotUnavailableError, plot_metrics
 
+    line = Status("plot")
+    line.step(f"drawing {metrics} into {output} (loading matplotlib)")
     try:
         path = plot_metrics(metrics, output)
     except (DataError, PlotUnavailableError) as exc:
         raise UsageProblem(str(exc)) from None
+    finally:
+        line.close()
     click.echo(f"wrote {path}")
 
 
