@@ -219,7 +219,7 @@ def test_device_the_backend_cannot_take() -> None:
 def test_backends_command() -> None:
     result = invoke("backends")
     assert result.exit_code == 0 and "numpy" in result.stdout and "available" in result.stdout
-    rows = json.loads(invoke("backends", "--json").stdout)
+    rows = json.loads(invoke("backends", "--json").stdout)["backends"]
     numpy_row = next(r for r in rows if r["name"] == "numpy")
     assert numpy_row["status"] == "available"
 

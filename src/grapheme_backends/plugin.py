@@ -14,7 +14,7 @@ def grapheme_backends() -> list[BackendSpec]:
             name="numpy",
             factory="grapheme_backends.numpy_backend:NumpyBackend",
             api_version=API_VERSION,
-            description="NumPy + SciPy CSR reference backend (default)",
+            description="NumPy + SciPy CSR reference backend",
             requires=("numpy", "scipy"),
         ),
         BackendSpec(

@@ -59,6 +59,10 @@ def backend_capabilities(backend: Any) -> frozenset[str]:
 
 @runtime_checkable
 class Backend(Protocol):
+    """The kernel protocol of a compute backend (see the module docstring): conversion,
+    the DagNN forward/backward kernels, optimizer updates and embedding row kernels.
+    """
+
     name: str
     api_version: str
 
@@ -69,7 +73,8 @@ class Backend(Protocol):
     def to_numpy(self, value: Array) -> np.ndarray:
         """A host NumPy copy of ``value``."""
 
-    def zeros(self, shape: tuple[int, ...], dtype: str) -> Array: ...
+    def zeros(self, shape: tuple[int, ...], dtype: str) -> Array:
+        """A native array of zeros of ``shape`` and ``dtype``."""
 
     def concat(self, first: Array, second: Array) -> Array:
         """Concatenate along axis 0 (used when the graph grows)."""
@@ -83,7 +88,8 @@ class Backend(Protocol):
     def scale(self, value: Array, factor: float) -> Array:
         """``value * factor``; may update in place."""
 
-    def sum_squares(self, value: Array) -> float: ...
+    def sum_squares(self, value: Array) -> float:
+        """``sum(value ** 2)`` as a Python float (for gradient norms)."""
 
     # -- the DagNN kernels ----------------------------------------------------------
     def compile(self, plan: ExecutionPlan, dtype: str) -> Any:
@@ -107,7 +113,8 @@ class Backend(Protocol):
         """
 
     # -- optimizers -----------------------------------------------------------------
-    def sgd_step(self, param: Array, grad: Array, lr: float) -> Array: ...
+    def sgd_step(self, param: Array, grad: Array, lr: float) -> Array:
+        """``param - lr * grad`` (may update ``param`` in place)."""
 
     def adam_step(
         self,

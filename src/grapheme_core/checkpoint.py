@@ -131,6 +131,9 @@ def save(obj: Any, path: str | Path) -> Path:
 
 
 def load_dagnn(path: str | Path, backend: Any = None):
+    """Read a DagNN checkpoint (``DagNN.save``) onto ``backend``; ``CheckpointError`` if
+    the file is missing, corrupted or holds something else.
+    """
     from .dagnn import DagNN
 
     meta, arrays = read_checkpoint(path, "dagnn")
@@ -138,6 +141,9 @@ def load_dagnn(path: str | Path, backend: Any = None):
 
 
 def load_embedding(path: str | Path, backend: Any = None):
+    """Read an Embedding checkpoint onto ``backend``; ``CheckpointError`` as for
+    :func:`load_dagnn`.
+    """
     from .embedding import Embedding
 
     meta, arrays = read_checkpoint(path, "embedding")

@@ -87,12 +87,16 @@ class DagNN:
         return dag
 
     def add_input(self, activation: Activation | str = Activation.LINEAR) -> NodeId:
+        """Add one input node; returns its id (its column in ``forward``'s ``x`` follows
+        ``input_nodes``)."""
         return int(self.add_nodes(1, NodeKind.INPUT, activation)[0])
 
     def add_hidden(self, activation: Activation | str = Activation.RELU) -> NodeId:
+        """Add one hidden node with ``activation`` (ReLU by default); returns its id."""
         return int(self.add_nodes(1, NodeKind.HIDDEN, activation)[0])
 
     def add_output(self, activation: Activation | str = Activation.LINEAR) -> NodeId:
+        """Add one output node (a column of ``forward``'s result, in ``output_nodes`` order)."""
         return int(self.add_nodes(1, NodeKind.OUTPUT, activation)[0])
 
     def add_nodes(
@@ -163,6 +167,7 @@ class DagNN:
         self.remove_edges([eid])
 
     def remove_edges(self, eids: Any) -> None:
+        """Remove several edges at once; other ids, gradients and optimizer state are kept."""
         ids = _int_array(eids, "edge ids")
         slots = self._structure.edge_slots(ids)
         if slots.size == 0:
@@ -185,22 +190,27 @@ class DagNN:
 
     @property
     def input_nodes(self) -> list[NodeId]:
+        """Ids of the input nodes, ascending: the column order of ``forward``'s ``x``."""
         return self._structure.nodes_of_kind(NodeKind.INPUT).tolist()
 
     @property
     def output_nodes(self) -> list[NodeId]:
+        """Ids of the output nodes, ascending: the column order of ``forward``'s result."""
         return self._structure.nodes_of_kind(NodeKind.OUTPUT).tolist()
 
     @property
     def hidden_nodes(self) -> list[NodeId]:
+        """Ids of the hidden nodes, ascending."""
         return self._structure.nodes_of_kind(NodeKind.HIDDEN).tolist()
 
     @property
     def node_count(self) -> int:
+        """Number of live nodes (all kinds)."""
         return self._structure.node_count
 
     @property
     def edge_count(self) -> int:
+        """Number of live edges (multi-edges count once each)."""
         return self._structure.edge_count
 
     @property
@@ -219,9 +229,11 @@ class DagNN:
         return s.edge_ids.copy(), s.src.copy(), s.dst.copy()
 
     def node_kind(self, nid: NodeId) -> NodeKind:
+        """The kind (input, hidden, output) of node ``nid``."""
         return NodeKind(int(self._structure.kinds[self._slot(nid)]))
 
     def activation(self, nid: NodeId) -> Activation:
+        """The activation of node ``nid``."""
         return Activation(int(self._structure.activations[self._slot(nid)]))
 
     def _slot(self, nid: NodeId) -> int:
@@ -325,6 +337,7 @@ class DagNN:
 
     # -- BackwardPass: gradients and optimizer ----------------------------------------
     def zero_grad(self) -> None:
+        """Reset the accumulated gradients to zero (``backward_accumulate`` adds to them)."""
         b = self.backend
         self._grads = {k: b.zeros((self._count(k),), self.dtype) for k in (_EDGE, _NODE)}
 
@@ -364,6 +377,7 @@ class DagNN:
         return {k: self.backend.to_numpy(v) for k, v in self._params.items()}
 
     def get_gradients(self) -> dict[str, np.ndarray]:
+        """``{"weight": [E], "bias": [N]}``: the accumulated gradients as NumPy copies."""
         return {k: self.backend.to_numpy(v) for k, v in self._grads.items()}
 
     def set_parameters(self, params: Mapping[str, Any]) -> None:
@@ -433,6 +447,7 @@ class DagNN:
         arrays: Mapping[str, np.ndarray],
         backend: str | Backend | None = None,
     ) -> DagNN:
+        """Rebuild a model from :meth:`state` output on ``backend`` (the default if None)."""
         dag = cls(
             backend=backend,
             dtype=meta["dtype"],
@@ -464,6 +479,7 @@ class DagNN:
 
     @classmethod
     def load(cls, path: str | Path, backend: str | Backend | None = None) -> DagNN:
+        """Read a model written by :meth:`save` (see :func:`grapheme_core.load_dagnn`)."""
         from .checkpoint import load_dagnn
 
         return load_dagnn(path, backend=backend)

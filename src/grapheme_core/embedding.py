@@ -109,12 +109,15 @@ class Embedding:
 
     # -- BackwardPass ------------------------------------------------------------------
     def zero_grad(self) -> None:
+        """Reset the accumulated table gradient to zero."""
         self.grad = self.backend.zeros((self.vocab_size, self.dim), self.dtype)
 
     def gradient_norm(self) -> float:
+        """L2 norm of the accumulated table gradient."""
         return float(np.sqrt(self.backend.sum_squares(self.grad)))
 
     def clip_gradients(self, max_norm: float) -> float:
+        """Scale the gradient to a norm of at most ``max_norm``; returns the norm before."""
         if not max_norm > 0:
             raise ValueError(f"max_norm must be > 0, got {max_norm}")
         norm = self.gradient_norm()
@@ -123,6 +126,7 @@ class Embedding:
         return norm
 
     def step(self, lr: float) -> None:
+        """Apply one optimizer update to the table from the accumulated gradient."""
         self._steps += 1
         self.table = apply_update(
             self.backend,
@@ -137,12 +141,15 @@ class Embedding:
 
     # -- parameters and persistence ----------------------------------------------------
     def get_parameters(self) -> dict[str, np.ndarray]:
+        """``{"table": [vocab_size, dim]}`` as a NumPy copy."""
         return {"table": self.backend.to_numpy(self.table)}
 
     def get_gradients(self) -> dict[str, np.ndarray]:
+        """``{"table": [vocab_size, dim]}``: the accumulated gradient as a NumPy copy."""
         return {"table": self.backend.to_numpy(self.grad)}
 
     def set_parameters(self, params: Mapping[str, Any]) -> None:
+        """Replace the table; the shape must match and the values must be finite."""
         table = np.array(params["table"], dtype=np.float64)  # a copy: never alias the caller
         if table.shape != (self.vocab_size, self.dim):
             raise ShapeError(
@@ -153,6 +160,7 @@ class Embedding:
         self.table = self.backend.asarray(table, self.dtype)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(metadata, arrays)``: everything needed to rebuild and continue training."""
         meta = {
             "vocab_size": self.vocab_size,
             "dim": self.dim,
@@ -174,6 +182,7 @@ class Embedding:
         arrays: Mapping[str, np.ndarray],
         backend: str | Backend | None = None,
     ) -> Embedding:
+        """Rebuild an embedding from :meth:`state` output on ``backend``."""
         emb = cls(
             meta["vocab_size"],
             meta["dim"],

@@ -37,6 +37,10 @@ class ActivationGroup:
 
 @attrs.frozen(eq=False)
 class ExecutionPlan:
+    """The level-scheduled form of one structural version (see the module docstring):
+    plain immutable NumPy data that every backend compiles into its own kernels.
+    """
+
     version: int
     num_nodes: int
     num_edges: int
@@ -56,20 +60,25 @@ class ExecutionPlan:
 
     @property
     def num_levels(self) -> int:
+        """Number of levels (the longest path, in edges, plus one)."""
         return self.level_offsets.shape[0] - 1
 
     @property
     def num_inputs(self) -> int:
+        """Number of input nodes."""
         return self.input_positions.shape[0]
 
     @property
     def num_outputs(self) -> int:
+        """Number of output nodes."""
         return self.output_positions.shape[0]
 
     def level_nodes(self, level: int) -> slice:
+        """Topological positions of the nodes of ``level``."""
         return slice(int(self.level_offsets[level]), int(self.level_offsets[level + 1]))
 
     def level_edges(self, level: int) -> slice:
+        """Indices (in destination-sorted order) of the edges entering ``level``."""
         return slice(int(self.edge_offsets[level]), int(self.edge_offsets[level + 1]))
 
     def level_indptr(self, level: int) -> np.ndarray:

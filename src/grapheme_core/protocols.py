@@ -13,12 +13,17 @@ class BackwardPass(Protocol):
     Embedding takes the indices and row gradients) and always ADDS into gradients.
     """
 
-    def backward_accumulate(self, *args: Any, **kwargs: Any) -> Any: ...
+    def backward_accumulate(self, *args: Any, **kwargs: Any) -> Any:
+        """Add the gradients of the last forward pass to the accumulated ones."""
 
-    def zero_grad(self) -> None: ...
+    def zero_grad(self) -> None:
+        """Reset the accumulated gradients to zero."""
 
-    def step(self, lr: float) -> None: ...
+    def step(self, lr: float) -> None:
+        """Apply one optimizer update with learning rate ``lr``."""
 
-    def gradient_norm(self) -> float: ...
+    def gradient_norm(self) -> float:
+        """The L2 norm of the accumulated gradients."""
 
-    def clip_gradients(self, max_norm: float) -> float: ...
+    def clip_gradients(self, max_norm: float) -> float:
+        """Scale the gradients to a norm of at most ``max_norm``; returns the norm before."""

@@ -69,6 +69,7 @@ class BackendInfo:
 
     @property
     def available(self) -> bool:
+        """Whether the backend can be loaded now (status ``available``)."""
         return self.status == "available"
 
 
@@ -336,6 +337,9 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
 
 
 def unregister_plugin(name: str) -> None:
+    """Remove the plugin registered as ``name`` and the backends it provided (a backend
+    another plugin also claimed passes to that plugin).
+    """
     _REGISTRY.unregister_plugin(name)
 
 

@@ -23,10 +23,12 @@ class BrainSlice:
 
     @property
     def input_count(self) -> int:
+        """Number of input nodes of this slice."""
         return len(self.input_range)
 
     @property
     def output_count(self) -> int:
+        """Number of output nodes of this slice."""
         return len(self.output_range)
 
 
@@ -36,6 +38,9 @@ class CognitiveBrainOrchestrator:
     def allocate_brain_slices(
         self, requests: Iterable[tuple[str, int, int]]
     ) -> dict[str, BrainSlice]:
+        """Give each ``(name, n_inputs, n_outputs)`` request consecutive input and output
+        ranges, in request order; returns ``{name: BrainSlice}``.
+        """
         requests = list(requests)
         seen: set[str] = set()
         for item in requests:
@@ -63,8 +68,10 @@ class CognitiveBrainOrchestrator:
 
     @staticmethod
     def total_input_nodes(slices: Mapping[str, BrainSlice]) -> int:
+        """Input nodes needed by all ``slices`` together."""
         return sum(s.input_count for s in slices.values())
 
     @staticmethod
     def total_output_nodes(slices: Mapping[str, BrainSlice]) -> int:
+        """Output nodes needed by all ``slices`` together."""
         return sum(s.output_count for s in slices.values())

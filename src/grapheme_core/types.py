@@ -66,6 +66,7 @@ class InitStrategy(enum.Enum):
 
     @classmethod
     def parse(cls, value: InitStrategy | str) -> InitStrategy:
+        """Accept an ``InitStrategy`` or its name in any case (``"he"``)."""
         if isinstance(value, InitStrategy):
             return value
         try:

@@ -8,7 +8,6 @@ checkpoint), 130 interrupted (a checkpoint is saved first).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from grapheme_core import (
     get_backend,
     list_backends,
 )
+from grapheme_core.registry import name_source, resolve_name
 from grapheme_train import jsonout
 from grapheme_train.bench import bench
 from grapheme_train.checkpoint import load_training, restore_trainer
@@ -572,35 +572,53 @@ def _summary(
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def backends(as_json: bool) -> None:
-    """List the compute backends the installed plugins provide, with their status."""
+    """List the compute backends the installed plugins provide, with their status.
+
+    The default backend (what runs without --backend) is marked with `*`: it is
+    $GRAPHEME_BACKEND when that is set, numpy otherwise.
+    """
     rows = list_backends()
+    default = resolve_name()
+    source = name_source() or "built-in default"
     if as_json:
         click.echo(
-            json.dumps(
-                [
-                    {
-                        "name": r.name,
-                        "status": r.status,
-                        "plugin": r.plugin,
-                        "description": r.description,
-                        "api_version": r.api_version,
-                        "detail": r.detail,
-                    }
-                    for r in rows
-                ],
-                indent=2,
+            jsonout.dumps(
+                {
+                    "default": default,
+                    "default_from": source,
+                    "backends": [
+                        {
+                            "name": r.name,
+                            "status": r.status,
+                            "plugin": r.plugin,
+                            "description": r.description,
+                            "api_version": r.api_version,
+                            "detail": r.detail,
+                            "default": r.name == default,
+                        }
+                        for r in rows
+                    ],
+                }
             )
         )
         return
     lines = table(
         ["backend", "status", "plugin", "description"],
-        [[r.name, r.status, r.plugin, r.description or "-"] for r in rows],
+        [
+            [r.name + (" *" if r.name == default else ""), r.status, r.plugin, r.description or "-"]
+            for r in rows
+        ],
         left=(0, 1, 2, 3),
     )
     click.echo("\n".join(lines))
     for r in rows:
         if r.detail:
             click.echo(f"  {r.name}: {r.detail}")
+    known = any(r.name == default for r in rows)
+    click.echo(
+        f"* default: {default} ({source})"
+        + ("" if known else "; no installed plugin provides it, so runs without --backend fail")
+    )
 
 
 # -- plot -------------------------------------------------------------------------------

@@ -230,6 +230,7 @@ class SharedAGIModel:
     backward_accumulate = accumulate_gradients
 
     def zero_grad(self) -> None:
+        """Reset the gradients of the DagNN and the embedding."""
         self.dag.zero_grad()
         self.embedding.zero_grad()
 
@@ -244,6 +245,7 @@ class SharedAGIModel:
         self.zero_grad()
 
     def gradient_norm(self) -> float:
+        """Joint L2 norm of the DagNN and embedding gradients."""
         return float(np.hypot(self.dag.gradient_norm(), self.embedding.gradient_norm()))
 
     def clip_gradients(self, max_norm: float) -> float:

@@ -41,6 +41,7 @@ class Route:
 
     @property
     def name(self) -> str:
+        """The name of the module the input is routed to."""
         return self.module.name
 
 
@@ -67,6 +68,7 @@ class CognitiveRouter:
 
     @property
     def threshold(self) -> float:
+        """The minimum confidence a route needs; below it routing refuses."""
         return self._threshold
 
     @property

@@ -1,6 +1,6 @@
 """The training loop of the unified model, its per-epoch records and the evaluation.
 
-One epoch (DESIGN sec. 6): zero the gradients; for each domain, in order, write its
+One epoch: zero the gradients; for each domain, in order, write its
 examples as one batch into the brain's input slice, forward, add the MSE gradient of
 the brain's outputs (into the DagNN and the Embedding rows used); then one optimizer
 step. The epoch's loss is the mean per-example loss measured in that pass.
@@ -49,6 +49,7 @@ class EpochRecord:
     delta: float | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The record as one metrics-file line (``epoch``, ``loss``, ``domain_loss``, ``delta``)."""
         return {
             "epoch": self.epoch,
             "loss": self.loss,
@@ -58,6 +59,7 @@ class EpochRecord:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> EpochRecord:
+        """Rebuild a record written by :meth:`to_json` (checkpoint history)."""
         return cls(int(obj["epoch"]), float(obj["loss"]), dict(obj["domain_loss"]), obj["delta"])
 
 
@@ -76,6 +78,7 @@ class DomainScore:
     misrouted: int = 0
 
     def to_json(self) -> dict[str, Any]:
+        """The score as a JSON-able dict (as in the metrics file and ``--json``)."""
         return attrs.asdict(self)
 
 

@@ -1,4 +1,4 @@
-"""The backend conformance suite, shipped in the wheel (DESIGN sec. 5; docs/backends.md).
+"""The backend conformance suite, shipped in the wheel (docs/backends.md).
 
 Every check compares a backend with the float64 node-by-node oracle and/or central finite
 differences, with the tolerances of :mod:`grapheme_core.conformance.tolerances`. Run it:
