@@ -178,3 +178,15 @@ def test_show_refuses_a_missing_or_broken_file(tmp_path, content):
     result = CliRunner().invoke(cli, ["show", str(path)])
     assert result.exit_code == 2
     assert str(path) in result.output
+
+
+def test_readme_shows_the_real_summary_of_its_first_model():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    first = readme[readme.index("## A first model") :]
+    code = first[first.index("```python") + len("```python") : first.index("```\n", 20)]
+    scope: dict = {}
+    exec(code.split("out = dag.forward")[0], scope)  # build the model as the README does
+    assert f"```\n{scope['dag'].summary()}\n```" in readme
+    assert "grapheme-train show run.ckpt" in readme and "DagNN on numpy (float32)" in readme

@@ -64,8 +64,33 @@ def _training_facts(meta: Mapping[str, Any]) -> dict[str, Any]:
     trainer = meta.get("trainer", {})
     history = trainer.get("history") or []
     last = history[-1] if history else {}
-    run = {k: v for k, v in meta.get("run", {}).items() if k != "fingerprint"}
-    return {"epoch": trainer.get("epoch"), "final_loss": last.get("loss"), "run": run}
+    run = {k: v for k, v in meta.get("run", {}).items() if k not in ("fingerprint", "launch")}
+    launch = meta.get("run", {}).get("launch") or {}
+    return {
+        "epoch": trainer.get("epoch"),
+        "final_loss": last.get("loss"),
+        "run": run,
+        "launch": launch,
+    }
+
+
+def _training_lines(training: Mapping[str, Any]) -> str:
+    """The epoch, the last loss, where it ran and the run settings, for humans."""
+    launch = training["launch"]
+    loss = training["final_loss"]
+    first = f"epoch {training['epoch']}"
+    if launch.get("epochs") is not None:
+        first += f" of {launch['epochs']}"
+    if loss is not None:
+        first += f", last epoch loss {loss:.4e}"
+    if launch.get("backend"):
+        where = launch["backend"] + (f" ({launch['device']})" if launch.get("device") else "")
+        opts = " ".join(f"{k}={v}" for k, v in (launch.get("options") or {}).items())
+        first += f"; trained on {where}" + (f" with {opts}" if opts else "")
+    if launch.get("metrics_out"):
+        first += f"; metrics to {launch['metrics_out']}"
+    settings = ", ".join(f"{k} {v}" for k, v in training["run"].items())
+    return first + (f"\nsettings: {settings}" if settings else "")
 
 
 @click.command("show", context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,14 +135,7 @@ def show(checkpoint: Path, dot_file: Path | None, as_json: bool) -> None:
         return
     click.echo(f"{checkpoint}: {'training checkpoint' if training else 'DagNN checkpoint'}")
     if training is not None:
-        run = training["run"]
-        settings = ", ".join(f"{k} {v}" for k, v in run.items())
-        loss = training["final_loss"]
-        click.echo(
-            f"epoch {training['epoch']}"
-            + ("" if loss is None else f", last epoch loss {loss:.4e}")
-            + (f"; {settings}" if settings else "")
-        )
+        click.echo(_training_lines(training))
     click.echo("")
     click.echo(summary(dag))
     if dot_file is not None:
