@@ -200,6 +200,14 @@ def test_bad_arguments_are_clear_errors(kwargs, message):
         fit(_mlp(2, 2, 1), XOR_X, XOR_Y, **kwargs)
 
 
+def test_one_output_accepts_flat_targets_like_keras():
+    a, b = _mlp(2, 3, 1, optimizer="sgd"), _mlp(2, 3, 1, optimizer="sgd")
+    fit(a, XOR_X, XOR_Y[:, 0], loss="bce", epochs=2, batch_size=2, lr=0.1)
+    fit(b, XOR_X, XOR_Y, loss="bce", epochs=2, batch_size=2, lr=0.1)
+    np.testing.assert_array_equal(a.get_parameters()["weight"], b.get_parameters()["weight"])
+    assert evaluate(a, XOR_X, XOR_Y[:, 0], loss="bce") == evaluate(a, XOR_X, XOR_Y, loss="bce")
+
+
 def test_mismatched_rows_and_verbose_output():
     with pytest.raises(ValueError, match="x has 4 rows but y has 3"):
         fit(_mlp(2, 2, 1), XOR_X, XOR_Y[:3])

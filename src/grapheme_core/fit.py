@@ -284,6 +284,7 @@ def evaluate(
 ) -> dict[str, float]:
     """``{"loss": ..., <metric>: ...}`` of the model on ``(x, y)``; nothing is trained."""
     x, y = _pair(x, y)
+    y = _column_targets(dag, y, get_loss(loss))
     y_pred = predict(dag, x, batch_size=batch_size)
     out = {"loss": get_loss(loss)(y_pred, y).value}
     out.update(_metrics(metrics, y_pred, y, loss))
@@ -326,6 +327,7 @@ def fit(
     if clip_norm is not None and not clip_norm > 0:
         raise ValueError(f"clip_norm must be > 0 or None, got {clip_norm!r}")
     loss_fn = get_loss(loss)
+    y = _column_targets(dag, y, loss_fn)
     if validation_data is not None:
         if not (isinstance(validation_data, tuple | list) and len(validation_data) == 2):
             raise ValueError("validation_data must be a pair (x_val, y_val)")
@@ -393,6 +395,14 @@ def _train_step(
         dag.clip_gradients(clip_norm)
     dag.step(lr)
     return value
+
+
+def _column_targets(dag: DagNN, y: np.ndarray, loss_fn: LossFn) -> np.ndarray:
+    """Targets ``[N]`` for a one-output model become ``[N, 1]`` for mse and bce (as in
+    Keras); class labels for cross-entropy stay as they are."""
+    if loss_fn is softmax_cross_entropy or y.ndim != 1 or len(dag.output_nodes) != 1:
+        return y
+    return y.reshape(-1, 1)
 
 
 def _metrics(
