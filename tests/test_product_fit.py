@@ -18,7 +18,7 @@ from grapheme_core import (
     minibatches,
     predict,
 )
-from grapheme_core.fit import accuracy, get_loss
+from grapheme_core.fitting import accuracy, get_loss
 from grapheme_core.losses import mse
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)

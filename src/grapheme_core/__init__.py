@@ -21,7 +21,7 @@ from .errors import (
     ShapeError,
     StateError,
 )
-from .fit import (
+from .fitting import (
     Callback,
     EarlyStopping,
     History,

@@ -493,25 +493,25 @@ class DagNN:
             dag._grads[key] = dag.backend.asarray(self.backend.to_numpy(grad), dag.dtype)
         return dag
 
-    # -- the training API (grapheme_core.fit) ------------------------------------------
+    # -- the training API (grapheme_core.fitting) ------------------------------------------
     def fit(self, x: Any, y: Any, **kwargs: Any) -> Any:
         """Train on ``(x, y)`` in minibatches; returns a History. Same keywords as
-        :func:`grapheme_core.fit.fit` (``loss=``, ``epochs=``, ``batch_size=``, ``lr=``,
+        :func:`grapheme_core.fitting.fit` (``loss=``, ``epochs=``, ``batch_size=``, ``lr=``,
         ``validation_data=``, ``callbacks=``, ``seed=``, ``verbose=``...)."""
-        from .fit import fit
+        from .fitting import fit
 
         return fit(self, x, y, **kwargs)
 
     def evaluate(self, x: Any, y: Any, **kwargs: Any) -> dict[str, float]:
         """``{"loss": ..., <metric>: ...}`` on ``(x, y)``, nothing trained; see
-        :func:`grapheme_core.fit.evaluate`."""
-        from .fit import evaluate
+        :func:`grapheme_core.fitting.evaluate`."""
+        from .fitting import evaluate
 
         return evaluate(self, x, y, **kwargs)
 
     def predict(self, x: Any, batch_size: int | None = None) -> np.ndarray:
-        """Outputs for ``x`` in minibatches (see :func:`grapheme_core.fit.predict`)."""
-        from .fit import predict
+        """Outputs for ``x`` in minibatches (see :func:`grapheme_core.fitting.predict`)."""
+        from .fitting import predict
 
         return predict(self, x, batch_size=batch_size)
 
