@@ -12,6 +12,7 @@ from .embedding import Embedding
 from .errors import (
     BackendLoadError,
     BackendNotFoundError,
+    CapabilityError,
     CheckpointError,
     CycleError,
     GraphemeError,
@@ -50,6 +51,7 @@ __all__ = [
     "BackendSpec",
     "BackwardPass",
     "BrainSlice",
+    "CapabilityError",
     "CheckpointError",
     "CognitiveBrainOrchestrator",
     "CycleError",
