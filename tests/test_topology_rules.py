@@ -300,6 +300,8 @@ def test_bad_arguments_are_clear_errors():
         SET(layers=[layers[0], layers[0]]).update(dag, 0)
     with pytest.raises(GraphError, match="unknown"):
         SET(layers=[layers[0], np.array([10_000])]).update(dag, 0)
+    with pytest.raises(GraphError, match="forward order"):
+        SET(layers=[layers[2], layers[1]]).update(dag, 0)
     with pytest.raises(ValueError, match="at least two"):
         SET(layers=[layers[0]]).update(dag, 0)
 

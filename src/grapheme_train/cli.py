@@ -193,6 +193,16 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
     }
 
 
+def _topology(trainer: Any, topology: str | None, density, update_every, seed: int) -> None:
+    """Build and attach the --topology hook (see grapheme_train.topology_hook)."""
+    from .topology_hook import attach, build_topology_hook
+
+    try:
+        attach(trainer, build_topology_hook(topology, density, update_every, seed=seed))
+    except (TypeError, ValueError) as exc:
+        raise UsageProblem(str(exc)) from None
+
+
 @cli.command()
 @click.option(
     "--backend", metavar="NAME", help="Compute backend [default: $GRAPHEME_BACKEND or numpy]."
@@ -268,6 +278,17 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
     help="Progress bar (only on a terminal).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No tables (errors and --json still print).")
+@click.option(
+    "--topology",
+    type=click.Choice(["dense", "static", "set", "rigl", "prune"]),
+    help="Sparse trunk: fixed random mask, SET, RigL or magnitude pruning [default: dense].",
+)
+@click.option(
+    "--density", type=click.FloatRange(0, 1, min_open=True), help="Trunk edges kept (0-1)."
+)
+@click.option(
+    "--update-every", type=click.IntRange(min=1), metavar="K", help="Steps between rewirings."
+)
 def train(
     backend: str | None,
     device: str | None,
@@ -286,6 +307,9 @@ def train(
     as_json: bool,
     progress: bool,
     quiet: bool,
+    topology: str | None,
+    density: float | None,
+    update_every: int | None,
 ) -> None:
     """Train the unified model (math, text, timeseries, vision) on one shared DagNN."""
     started = time.perf_counter()
@@ -295,6 +319,7 @@ def train(
     }  # fmt: skip
     backend_obj = _resolve_backend(backend, device)
     settings, prepared, trainer = _setup(backend_obj, resume, given, epochs, data)
+    _topology(trainer, topology, density, update_every, seed or 0)
     if (checkpoint or resume) and trainer.epoch < epochs:
         _check_writable(checkpoint or resume, "--checkpoint" if checkpoint else "--resume")
     bar = Progress(max(epochs - trainer.epoch, 0), enabled=progress and not quiet)

@@ -12,7 +12,7 @@ topological order, so no rule can close a cycle. See ``docs/topology.md``.
 from __future__ import annotations
 
 from .base import TopologyRule
-from .build import connect_layers, layer_pairs, layered_dag, pair_densities
+from .build import connect_layers, layer_pairs, layered_dag, pair_densities, sparsify
 from .dynamic import SET, RigL
 from .growth import NodeGrowth
 from .prune import MagnitudePrune
@@ -31,4 +31,5 @@ __all__ = [
     "layer_pairs",
     "layered_dag",
     "pair_densities",
+    "sparsify",
 ]

@@ -105,3 +105,28 @@ def layered_dag(
     layers.append(dag.add_nodes(sizes[-1], NodeKind.OUTPUT, output_activation))
     connect_layers(dag, layers, density, allocation=allocation, skip=skip, seed=seed)
     return dag, layers
+
+
+def sparsify(dag: DagNN, density: float, *, layers: Any = None, seed: int = 0) -> int:
+    """Remove uniformly random edges so that every group of the region (see
+    :class:`~grapheme_core.topology.region.Region`) keeps ``round(density * capacity)``
+    edges (groups already that sparse are left alone); returns how many were removed.
+    This is the fixed random mask of "static" sparse training and the start of SET/RigL
+    from a dense model."""
+    from .region import Region, resolve_layers
+
+    density = float(density)
+    if not 0.0 <= density <= 1.0:
+        raise ValueError(f"density must be in [0, 1], got {density}")
+    rng = np.random.default_rng(seed)
+    region = Region(dag, resolve_layers(layers))
+    drops = []
+    for g in region.groups:
+        extra = g.edges.shape[0] - round(density * g.capacity)
+        if extra > 0:
+            drops.append(rng.choice(g.edges, size=extra, replace=False))
+    if not drops:
+        return 0
+    drop = np.concatenate(drops)
+    dag.remove_edges(dag._structure.edge_ids[np.sort(drop)])
+    return int(drop.shape[0])

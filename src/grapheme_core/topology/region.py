@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from .. import graph_algorithms as algo
 from ..errors import GraphError
 from ..types import NodeKind
 
@@ -90,6 +91,7 @@ class Region:
                 raise GraphError(f"layers overlap: a node of layer {i} is in an earlier layer")
             layer_of[sl] = i
             slots.append(np.sort(sl))
+        self.position = _layered_order(n, src_slot, dst_slot, slots)
         ls, ld = layer_of[src_slot], layer_of[dst_slot]
         gid = np.where((ls >= 0) & (ld == ls + 1), ls, -1)
         order = np.argsort(gid, kind="stable")
@@ -171,6 +173,27 @@ class Region:
         """Node slots ``(src, dst)`` of local keys."""
         n_dst = g.dst.shape[0]
         return g.src[keys // n_dst], g.dst[keys % n_dst]
+
+
+def _layered_order(
+    n: int, src: np.ndarray, dst: np.ndarray, layers: list[np.ndarray]
+) -> np.ndarray:
+    """Longest-path levels of the graph plus, per consecutive layer pair, a virtual hub
+    ``L[i] -> hub -> L[i+1]``: an order in which every pair of every group is legal, so
+    any candidate set keeps the graph acyclic. ``GraphError`` if the layers are not in
+    forward order (some existing path leads from a later layer back to an earlier one)."""
+    pairs = range(len(layers) - 1)
+    hub_in = [np.full(layers[i].shape[0], n + i) for i in pairs]  # L[i] -> hub i
+    hub_out = [np.full(layers[i + 1].shape[0], n + i) for i in pairs]  # hub i -> L[i+1]
+    all_src = np.concatenate([src, *layers[:-1], *hub_out])
+    all_dst = np.concatenate([dst, *hub_in, *layers[1:]])
+    levels = algo.longest_path_levels(n + len(pairs), all_src, all_dst)
+    if levels is None:
+        raise GraphError(
+            "layers= are not in forward order: an existing path leads from a later layer "
+            "back to an earlier one, so edges between them could close a cycle"
+        )
+    return levels[:n]
 
 
 def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
