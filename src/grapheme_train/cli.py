@@ -29,6 +29,7 @@ from grapheme_core import (
     list_backends,
 )
 from grapheme_train.bench import bench
+from grapheme_train.bench_sparse import bench_sparse
 from grapheme_train.checkpoint import load_training, restore_trainer
 from grapheme_train.conformance_cmd import conformance
 from grapheme_train.data import by_domain
@@ -583,6 +584,7 @@ def plot(metrics: Path, output: Path) -> None:
 
 cli.add_command(conformance)
 cli.add_command(bench)
+cli.add_command(bench_sparse)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
