@@ -44,10 +44,17 @@ CONTEXT = 4
 
 
 # -- training loop shared by the accuracy parts ---------------------------------------------
+#: how SET initialises regrown edges in the accuracy parts (``--set-init``)
+SET_INIT = {"value": "zero"}
+
+
 def _make_rule(mode: str, layers, total_steps: int, every: int, seed: int):
     end = int(0.75 * total_steps)
     if mode == "set":
-        return SET(drop_fraction=0.3, end_step=end, schedule="cosine", layers=layers, seed=seed)
+        return SET(
+            drop_fraction=0.3, end_step=end, schedule="cosine", layers=layers, seed=seed,
+            new_weights=SET_INIT["value"],
+        )  # fmt: skip
     if mode == "rigl":
         return RigL(drop_fraction=0.3, end_step=end, layers=layers, seed=seed)
     return None
@@ -117,10 +124,13 @@ def digits_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def run_digits(
-    seeds: int, epochs: int, density: float, backend: str, every: int = 20
+    seeds: int, epochs: int, density: float, backend: str, every: int = 50
 ) -> dict[str, Any]:
     xtr, ytr, xte, yte = digits_data()
-    out: dict[str, Any] = {"density": density, "epochs": epochs, "seeds": seeds, "modes": {}}
+    out: dict[str, Any] = {
+        "density": density, "epochs": epochs, "seeds": seeds, "update_every": every,
+        "set_init": SET_INIT["value"], "modes": {},
+    }  # fmt: skip
     for mode in ("dense", "static", "set", "rigl"):
         accs, edges = [], 0
         for seed in range(seeds):
@@ -166,16 +176,21 @@ def char_data(limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return xtr, ytr, xte, yte, vocab
 
 
-def run_chars(epochs: int, density: float, limit: int, backend: str, seeds: int) -> dict:
+def run_chars(
+    epochs: int, density: float, limit: int, backend: str, seeds: int, every: int = 50
+) -> dict:
     xtr, ytr, xte, yte, vocab = char_data(limit)
     sizes = [CONTEXT * vocab, 256, 256, vocab]
-    out: dict[str, Any] = {"density": density, "train_windows": int(xtr.shape[0]), "modes": {}}
+    out: dict[str, Any] = {
+        "density": density, "train_windows": int(xtr.shape[0]), "epochs": epochs,
+        "update_every": every, "modes": {},
+    }  # fmt: skip
     for mode in ("static", "set", "rigl"):
         bits = []
         for seed in range(seeds):
             dag = _fit(
                 sizes, mode, density, xtr, ytr,
-                epochs=epochs, batch=64, lr=3e-3, seed=seed, every=25, backend=backend,
+                epochs=epochs, batch=64, lr=3e-3, seed=seed, every=every, backend=backend,
             )  # fmt: skip
             ce = softmax_cross_entropy(_predict(dag, xte), yte).value
             bits.append(float(ce / math.log(2)))
@@ -421,19 +436,24 @@ def run_scale(hidden: int, steps: int, batch: int, backend: str) -> dict:
 @click.option("--set-backends", default="numpy,torch,jax", show_default=True)
 @click.option("--scale-hidden", type=click.IntRange(min=1), default=1_000_000, show_default=True)
 @click.option("--scale-steps", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--update-every", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--set-init", type=click.Choice(["zero", "init"]), default="zero", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def bench_sparse(parts, backend, seeds, epochs, density, char_density, char_epochs,
-                 char_windows, char_seeds, width, batch, runs, speed_backends, threads,
-                 sparsities, set_edges, set_backends, scale_hidden, scale_steps,
-                 as_json) -> None:  # fmt: skip
+def bench_sparse(update_every, set_init, parts, backend, seeds, epochs, density,
+                 char_density, char_epochs, char_windows, char_seeds, width, batch, runs,
+                 speed_backends, threads, sparsities, set_edges, set_backends, scale_hidden,
+                 scale_steps, as_json) -> None:  # fmt: skip
     """Sparse training: accuracy (digits, characters), speed vs dense-masked torch, SET
     update cost, a 1M-hidden-unit MLP. Each --part runs alone; see docs/topology.md."""
     result: dict[str, Any] = {}
+    SET_INIT["value"] = set_init
     for part in parts or PARTS:
         if part == "digits":
-            result[part] = run_digits(seeds, epochs, density, backend)
+            result[part] = run_digits(seeds, epochs, density, backend, update_every)
         elif part == "chars":
-            result[part] = run_chars(char_epochs, char_density, char_windows, backend, char_seeds)
+            result[part] = run_chars(
+                char_epochs, char_density, char_windows, backend, char_seeds, update_every
+            )
         elif part == "speed":
             sp = [float(s) for s in sparsities.split(",")]
             result[part] = run_speed(width, batch, runs, speed_backends.split(","), sp, threads)
