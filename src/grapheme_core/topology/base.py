@@ -71,9 +71,17 @@ class TopologyRule:
     def region(self, dag: Any) -> Region:
         return Region(dag, resolve_layers(self.layers))
 
-    def _report(self, dag: Any, step: int, **fields: Any) -> TopologyReport:
-        density = self.region(dag).density()
-        return TopologyReport(step=step, edges=dag.edge_count, density=density, **fields)
+    def _report(
+        self, dag: Any, step: int, region: Region, removed: int = 0, added: int = 0, **fields: Any
+    ) -> TopologyReport:
+        """The report after an edit of ``region`` (the region *before* it: its capacity
+        does not change, its edge count moved by ``added - removed``)."""
+        cap = region.capacity
+        density = (region.edge_count + added - removed) / cap if cap else None
+        return TopologyReport(
+            step=step, removed=removed, added=added, edges=dag.edge_count, density=density,
+            **fields,
+        )  # fmt: skip
 
 
 def replace_edges(

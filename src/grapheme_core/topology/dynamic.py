@@ -56,7 +56,7 @@ class _DropAndGrow(TopologyRule):
         region = self.region(dag)
         wanted = [round(frac * g.edges.shape[0]) for g in region.groups]
         if not any(wanted):
-            return self._report(dag, step, drop_fraction=frac)
+            return self._report(dag, step, region, drop_fraction=frac)
         self._check(dag)
         grown = self._choose(dag, region, wanted)  # per group: local keys, best first
         magnitude = np.abs(dag.get_parameters()["weight"])
@@ -70,7 +70,7 @@ class _DropAndGrow(TopologyRule):
         drop, src, dst = (np.concatenate(a).astype(np.int64) for a in (drops, srcs, dsts))
         replace_edges(dag, drop, src, dst, self._new_weights())
         return self._report(
-            dag, step, removed=drop.shape[0], added=src.shape[0], drop_fraction=frac
+            dag, step, region, removed=drop.shape[0], added=src.shape[0], drop_fraction=frac
         )
 
     def _check(self, dag: Any) -> None:

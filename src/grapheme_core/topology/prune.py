@@ -85,7 +85,7 @@ class MagnitudePrune(TopologyRule):
         drop = np.concatenate(drops).astype(np.int64)
         empty = np.zeros(0, dtype=np.int64)
         replace_edges(dag, drop, empty, empty, None)
-        return self._report(dag, step, removed=drop.shape[0])
+        return self._report(dag, step, region, removed=drop.shape[0])
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

@@ -15,6 +15,7 @@ per node or edge.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,9 +71,9 @@ class Region:
     def __init__(self, dag: Any, layers: list[np.ndarray] | None) -> None:
         s = dag._structure
         n = s.node_count
-        self.position = dag.plan.position  # slot -> topological position
         src_slot, dst_slot = s.src_slots(), s.dst_slots()
         if layers is None:
+            self.position = dag.plan.position  # slot -> topological position
             kinds = s.kinds
             src_nodes = np.flatnonzero(kinds != NodeKind.OUTPUT)
             dst_nodes = np.flatnonzero(kinds != NodeKind.INPUT)
@@ -91,15 +92,16 @@ class Region:
                 raise GraphError(f"layers overlap: a node of layer {i} is in an earlier layer")
             layer_of[sl] = i
             slots.append(np.sort(sl))
-        self.position = _layered_order(n, src_slot, dst_slot, slots)
+        levels = s.levels()  # cached per version; enough when the layers are level-ordered
+        if all(levels[a].max() < levels[b].min() for a, b in itertools.pairwise(slots)):
+            self.position = levels
+        else:
+            self.position = _layered_order(n, src_slot, dst_slot, slots)
         ls, ld = layer_of[src_slot], layer_of[dst_slot]
         gid = np.where((ls >= 0) & (ld == ls + 1), ls, -1)
-        order = np.argsort(gid, kind="stable")
-        bounds = np.searchsorted(gid[order], np.arange(len(layers)))
-        bounds = np.append(bounds, gid.shape[0])
         self.groups = []
-        for i in range(len(layers) - 1):
-            edges = np.sort(order[bounds[i] : bounds[i + 1]])
+        for i in range(len(layers) - 1):  # one pass per layer pair, none per edge
+            edges = np.flatnonzero(gid == i)
             self.groups.append(self._group(slots[i], slots[i + 1], edges, src_slot, dst_slot, n))
 
     def _group(self, src, dst, edges, src_slot, dst_slot, n) -> Group:
@@ -141,22 +143,40 @@ class Region:
 
     def sample(self, g: Group, count: int, rng: np.random.Generator) -> np.ndarray:
         """Up to ``count`` distinct free, order-legal local keys of ``g``, drawn uniformly
-        by ``rng`` (fewer only when the group has fewer free pairs)."""
+        by ``rng`` (fewer only when the group has fewer free pairs).
+
+        A small or crowded group (``count`` or the edges above a quarter of the pairs)
+        draws from the exact list of free pairs; otherwise rejection sampling of random
+        keys against a table of taken pairs (a bitmap up to ``DENSE_PAIRS`` pairs, sorted
+        keys beyond), which never touches the free pairs one by one.
+        """
         if count <= 0:
             return np.zeros(0, dtype=np.int64)
-        if g.pairs <= DENSE_PAIRS:
+        crowded = 4 * max(count, g.keys.shape[0]) > g.pairs
+        if g.pairs <= DENSE_PAIRS and crowded:
             free = self.free_pairs(g)
             if free.shape[0] <= count:
                 return free
             return np.sort(rng.choice(free, size=count, replace=False))
-        taken = np.sort(g.keys)
+        if g.pairs <= DENSE_PAIRS:
+            bitmap = np.zeros(g.pairs, dtype=bool)
+            bitmap[g.keys] = True
+
+            def taken(keys: np.ndarray) -> np.ndarray:
+                return bitmap[keys]
+        else:
+            existing = np.sort(g.keys)
+
+            def taken(keys: np.ndarray) -> np.ndarray:
+                return _contains(existing, keys)
+
         found = np.zeros(0, dtype=np.int64)
-        for _ in range(16):  # rejection rounds; the free fraction is large in sparse groups
+        for _ in range(64):  # rejection rounds; at least 3/4 of the pairs are free
             need = count - found.shape[0]
             if need <= 0:
                 break
             draw = rng.integers(0, g.pairs, size=2 * need + 16, dtype=np.int64)
-            draw = draw[~_contains(taken, draw)]
+            draw = draw[~taken(draw)]
             if not g.ordered:
                 draw = draw[self._legal(g, draw)]
             draw = draw[~_contains(np.sort(found), draw)]
