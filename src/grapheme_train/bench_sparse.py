@@ -20,7 +20,7 @@ Parts (``--part``, repeatable; default all):
   digits for a few steps: steps per second and peak memory (``VmHWM``; run this part
   alone, the peak is per process).
 
-Everything prints a table; ``--json`` prints one JSON object instead.
+Each part prints its figures as indented JSON; ``--json`` prints one JSON object.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ CONTEXT = 4
 SET_INIT = {"value": "zero"}
 
 
-def _make_rule(mode: str, layers, total_steps: int, every: int, seed: int):
+def _make_rule(mode: str, layers, total_steps: int, seed: int):
     end = int(0.75 * total_steps)
     if mode == "set":
         return SET(
@@ -79,7 +79,7 @@ def _fit(
         sizes, d, allocation="erk", optimizer="adam", seed=seed, backend=backend, init="he"
     )
     steps_per_epoch = math.ceil(x.shape[0] / batch)
-    rule = _make_rule(mode, layers, epochs * steps_per_epoch, every, seed)
+    rule = _make_rule(mode, layers, epochs * steps_per_epoch, seed)
     rng = np.random.default_rng(seed)
     step = 0
     for _ in range(epochs):
@@ -227,8 +227,6 @@ def _dense_masked(dag: DagNN, layers, sizes):
 
     params = dag.get_parameters()
     _, src, dst = dag.edges()
-    slot = {int(n): i for i, n in enumerate(dag.nodes())}
-    del slot
     pos = []
     for layer in layers:
         p = np.full(dag._structure.next_node_id, -1, dtype=np.int64)
