@@ -320,3 +320,18 @@ def test_state_dict_is_json_and_schedules_decay():
     assert other._rng.random() == rule._rng.random()
     with pytest.raises(ValueError, match="rigl"):
         SET().load_state_dict(state)
+
+
+def test_candidate_gradients_bad_input():
+    dag, layers = _model("numpy")
+    with pytest.raises(Exception, match="backward_accumulate"):
+        dag.candidate_gradients(layers[0][:1], layers[1][:1])
+    _train_step(dag)
+    with pytest.raises(ValueError, match="same length"):
+        dag.candidate_gradients(layers[0][:2], layers[1][:1])
+    with pytest.raises(GraphError, match="unknown"):
+        dag.candidate_gradients([10_000], layers[1][:1])
+    assert dag.candidate_gradients([], []).shape == (0,)
+    dag.remove_edges(dag.edges()[0][:1])  # an edit: the logged backward no longer applies
+    with pytest.raises(Exception, match="structural edit"):
+        dag.candidate_gradients(layers[0][:1], layers[1][:1])

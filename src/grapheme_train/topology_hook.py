@@ -102,6 +102,7 @@ class TopologyHook:
         return {"edges": dag.edge_count, "density": density}
 
     def state_dict(self) -> dict[str, Any]:
+        """JSON-able: the mode, whether the trunk was sparsified, the rule's state."""
         return {
             "mode": self.mode,
             "density": self.density,
@@ -111,6 +112,7 @@ class TopologyHook:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (the same ``--topology`` is required)."""
         if state.get("mode") != self.mode:
             raise ValueError(
                 f"the checkpoint was trained with --topology {state.get('mode')}, "

@@ -69,6 +69,7 @@ class TopologyRule:
 
     # -- helpers ----------------------------------------------------------------------
     def region(self, dag: Any) -> Region:
+        """The rule's region on ``dag``'s current version."""
         return Region(dag, resolve_layers(self.layers))
 
     def _report(

@@ -192,11 +192,13 @@ class NodeGrowth(TopologyRule):
 
     # -- state ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The base state plus the ids grown per layer."""
         state = super().state_dict()
         state["grown"] = {str(k): list(v) for k, v in self.grown.items()}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
         super().load_state_dict(state)
         self.grown = {int(k): [int(i) for i in v] for k, v in state.get("grown", {}).items()}
 

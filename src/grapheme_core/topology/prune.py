@@ -88,11 +88,13 @@ class MagnitudePrune(TopologyRule):
         return self._report(dag, step, region, removed=drop.shape[0])
 
     def state_dict(self) -> dict[str, Any]:
+        """The base state plus the edge counts and density of the first update."""
         state = super().state_dict()
         state.update(initial_edges=self.initial_edges, initial_density=self.initial_density)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
         super().load_state_dict(state)
         edges = state.get("initial_edges")
         self.initial_edges = None if edges is None else [int(n) for n in edges]

@@ -48,6 +48,7 @@ class Group:
 
     @property
     def pairs(self) -> int:
+        """``|src| * |dst|``: the number of local keys (order-legal or not)."""
         return self.src.shape[0] * self.dst.shape[0]
 
 
@@ -121,13 +122,16 @@ class Region:
     # -- queries ---------------------------------------------------------------------
     @property
     def edge_count(self) -> int:
+        """Edges inside the region (summed over groups)."""
         return int(sum(g.edges.shape[0] for g in self.groups))
 
     @property
     def capacity(self) -> int:
+        """Order-legal pairs of the region: what density is measured against."""
         return int(sum(g.capacity for g in self.groups))
 
     def density(self) -> float | None:
+        """``edge_count / capacity`` (``None`` for an empty region)."""
         cap = self.capacity
         return self.edge_count / cap if cap else None
 
