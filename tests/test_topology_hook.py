@@ -107,13 +107,15 @@ def test_hook_state_resumes_exactly():
 
 def test_building_and_attaching():
     assert build_topology_hook(None, None, None) is None
-    assert build_topology_hook("dense", None, 5) is None
+    assert build_topology_hook("dense", None, None) is None
     hook = build_topology_hook("rigl", 0.2, 7)
     assert hook.update_every == 7 and hook.density == 0.2
     with pytest.raises(ValueError, match="needs --density"):
         build_topology_hook("set", None, None)
     with pytest.raises(ValueError, match="--density needs --topology"):
         build_topology_hook(None, 0.5, None)
+    with pytest.raises(ValueError, match="--update-every needs --topology"):
+        build_topology_hook("dense", None, 5)
     trainer = FakeTrainer()
     attach(trainer, hook)
     assert trainer.hooks == [hook]

@@ -136,6 +136,8 @@ def build_topology_hook(
     if topology in (None, "dense"):
         if density not in (None, 1.0):
             raise ValueError("--density needs --topology static, set, rigl or prune")
+        if update_every is not None:
+            raise ValueError("--update-every needs --topology set, rigl or prune")
         return None
     if density is None:
         raise ValueError(f"--topology {topology} needs --density D (the fraction kept, 0-1)")
