@@ -440,8 +440,7 @@ class JaxBackend:
         del weight, bias
         fn = _CANDIDATE_FNS.get(compiled)
         if fn is None:
-            groups, n = compiled.groups, compiled.plan.num_nodes
-            fn = jax.jit(functools.partial(_candidate_grads, groups, n))
+            fn = jax.jit(functools.partial(_candidate_grads, compiled.groups))
             _CANDIDATE_FNS[compiled] = fn
         k = int(np.asarray(src).shape[0])
         size = 1 << max(0, (k - 1).bit_length())
@@ -737,7 +736,7 @@ def _deltas(groups, ix, weight, h, grad_out):
     return d
 
 
-def _candidate_grads(groups, n, ix, weight, h, grad_out, src, dst):
+def _candidate_grads(groups, ix, weight, h, grad_out, src, dst):
     """Candidate-edge gradients ``sum_b d[dst] * h[src]`` in chunks of edges (a scan, so
     no ``K x B`` temporary beyond one chunk)."""
     d = _deltas(groups, ix, weight, h, grad_out)

@@ -337,7 +337,9 @@ class DagNN:
         For an edge whose addition keeps the graph acyclic this is the gradient it would
         receive; RigL regrows the candidates where it is largest. Needs a backend with the
         API 1.1 capability ``candidate_edge_grads``. Cost: one reverse sweep per logged
-        backward plus ``O(K * batch)``; no ``N x N`` matrix is formed.
+        backward plus ``O(K * batch)``; no ``N x N`` matrix is formed. To make this
+        possible the model keeps the forward cache of every backward since the last
+        :meth:`zero_grad` (one cache in the usual forward/backward/step/zero_grad loop).
         """
         from .backend import backend_capabilities
 
