@@ -112,7 +112,12 @@ def _stats(values: list[float]) -> dict[str, float]:
 # -- digits ----------------------------------------------------------------------------------
 def digits_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Standardised digits, split 80/20 once (seed 0); the test rows never train."""
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise click.ClickException(
+            "the digits parts need scikit-learn: pip install 'grapheme[bench]'"
+        ) from None
 
     data = load_digits()
     x, y = data.data.astype(np.float64) / 16.0, data.target.astype(np.int64)
