@@ -243,7 +243,7 @@ def test_degree_counting_paths_agree():
 
 
 def test_levels_stay_exact_through_single_edge_edits():
-    from grapheme_core import topology
+    from grapheme_core import graph_algorithms
 
     rng = np.random.default_rng(1)
     dag = DagNN()
@@ -259,5 +259,5 @@ def test_levels_stay_exact_through_single_edge_edits():
         except CycleError:
             continue
         s = dag._structure
-        fresh = topology.longest_path_levels(s.node_count, s.src_slots(), s.dst_slots())
+        fresh = graph_algorithms.longest_path_levels(s.node_count, s.src_slots(), s.dst_slots())
         np.testing.assert_array_equal(s.levels(), fresh)

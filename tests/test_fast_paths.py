@@ -10,8 +10,8 @@ import pytest
 import grapheme_backends.numpy_backend as nb
 from grapheme_core import Activation, DagNN, GraphError, NodeKind
 from grapheme_core.generators import random_dag
+from grapheme_core.graph_algorithms import longest_path_levels, stable_argsort
 from grapheme_core.oracle import Oracle
-from grapheme_core.topology import longest_path_levels, stable_argsort
 
 
 def _layered(backend, width=24, levels=3, fan_in=5, seed=0, ragged=False) -> DagNN:

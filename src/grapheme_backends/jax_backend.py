@@ -68,6 +68,8 @@ edit (the new plan, and the elementwise optimizer kernels for the new parameter 
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -428,6 +430,32 @@ class JaxBackend:
         del weight, bias
         return compiled.backward_fn(compiled.index, cache.weight, cache.h, grad_out)
 
+    # -- API 1.1: gradients of candidate edges -------------------------------------------
+    def candidate_edge_grads(
+        self,
+        compiled: JaxCompiledPlan,
+        weight: jax.Array,
+        bias: jax.Array,
+        cache: JaxForwardCache,
+        grad_out: jax.Array,
+        src: np.ndarray,
+        dst: np.ndarray,
+    ) -> jax.Array:
+        """``out[k] = dL/dz[dst[k]] . h[src[k]]`` for edges ``src -> dst`` that do not exist
+        (topological positions). One jitted reverse sweep (per plan and batch size) gives
+        ``dL/dz``; the candidates are padded to a power of two so that few sizes trace."""
+        del weight, bias
+        fn = _CANDIDATE_FNS.get(compiled)
+        if fn is None:
+            fn = jax.jit(functools.partial(_candidate_grads, compiled.groups))
+            _CANDIDATE_FNS[compiled] = fn
+        k = int(np.asarray(src).shape[0])
+        size = 1 << max(0, (k - 1).bit_length())
+        pad = np.zeros(size - k, dtype=np.int64)
+        s = jnp.asarray(np.concatenate([np.asarray(src, dtype=np.int64), pad]))
+        d = jnp.asarray(np.concatenate([np.asarray(dst, dtype=np.int64), pad]))
+        return fn(compiled.index, cache.weight, cache.h, grad_out, s, d)[:k]
+
     # -- optimizers ------------------------------------------------------------------
     def sgd_step(self, param: jax.Array, grad: jax.Array, lr: float) -> jax.Array:
         return _sgd(param, grad, float(lr))
@@ -685,3 +713,48 @@ def _backward(groups, n, ix, weight, h, grad_out):
     grad_b = (d[:n].sum(axis=1) * ix["has_bias"])[ix["position"]]
     grad_x = d[ix["inputs"]].T
     return grad_w, grad_b, grad_x
+
+
+#: jitted candidate-gradient functions per compiled plan (dropped with the plan)
+_CANDIDATE_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _deltas(groups, ix, weight, h, grad_out):
+    """``dL/dz`` of every position (``d`` of :func:`_backward`, without weight gradients)."""
+    dt = weight.dtype
+    wext = jnp.concatenate([weight, jnp.zeros((1,), dt)])
+    d = jnp.zeros(h.shape, dt).at[ix["outputs"]].set(grad_out.T.astype(dt))
+    for g, xs in zip(reversed(groups), reversed(ix["groups"]), strict=True):
+
+        def step(d, a, lo, g=g):
+            old = jax.lax.dynamic_slice_in_dim(d, lo, g.rows)
+            grad = old
+            if g.outgoing is not None:
+                owner = a["out_owner"] if g.outgoing.split else None
+                grad = grad + _spmm(d, a["out_cols"], wext[a["out_weights"]], owner, g.rows)
+            code_of_row = jax.lax.dynamic_slice_in_dim(ix["codes"], lo, g.rows)
+            h_level = jax.lax.dynamic_slice_in_dim(h, lo, g.rows)
+            grad = _times_activation_grad(g.codes, code_of_row, h_level, grad)
+            if g.masked:
+                grad = jnp.where((jnp.arange(g.rows) < a["count"])[:, None], grad, old)
+            return jax.lax.dynamic_update_slice_in_dim(d, grad, lo, axis=0), None
+
+        d = _run_group(g, step, d, xs, reverse=True)[0]
+    return d
+
+
+def _candidate_grads(groups, ix, weight, h, grad_out, src, dst):
+    """Candidate-edge gradients ``sum_b d[dst] * h[src]`` in chunks of edges (a scan, so
+    no ``K x B`` temporary beyond one chunk)."""
+    d = _deltas(groups, ix, weight, h, grad_out)
+    k = src.shape[0]
+    chunk = max(1, min(k, _SMALL * 4 // max(1, h.shape[1])))
+    chunk = 1 << (chunk.bit_length() - 1)  # a power of two that divides k
+    ones = jnp.ones((h.shape[1],), h.dtype)
+
+    def body(carry, sd):
+        s, t = sd
+        return carry, jnp.matmul(d[t] * h[s], ones, precision=jax.lax.Precision.HIGHEST)
+
+    sd = (src.reshape(-1, chunk), dst.reshape(-1, chunk))
+    return jax.lax.scan(body, None, sd)[1].reshape(-1)

@@ -401,6 +401,48 @@ class NumpyBackend:
                 h.take(kernel.rest_src[e0:e1], axis=0),
             )
 
+    # -- API 1.1: gradients of candidate edges -------------------------------------------
+    def node_deltas(
+        self, compiled: CompiledPlan, cache: tuple[np.ndarray, np.ndarray], grad_out: np.ndarray
+    ) -> np.ndarray:
+        """``dL/dz`` of every node (``[N, B]``, topological positions) for the forward that
+        made ``cache`` and the output gradient ``grad_out``: the reverse sweep of
+        :meth:`backward` without the weight gradients."""
+        plan = compiled.plan
+        h, sorted_w = cache
+        self._use_weights(compiled, sorted_w)
+        g = np.zeros_like(h)
+        g[plan.output_positions] = grad_out.T
+        fast = _fast_path(compiled, g)
+        for k in reversed(compiled.levels):
+            delta = g[k.start : k.stop]
+            for grp in k.groups:
+                rows = slice(None) if grp.rows is None else grp.rows
+                d = self.activation_grad(grp.activation, h[k.start : k.stop][rows])
+                if d is not None:
+                    delta[rows] *= d
+            if k.transpose is not None:
+                _spmm_add(k.transpose, delta, g[: k.start], fast)
+        return g
+
+    def candidate_edge_grads(
+        self,
+        compiled: CompiledPlan,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        cache: tuple[np.ndarray, np.ndarray],
+        grad_out: np.ndarray,
+        src: np.ndarray,
+        dst: np.ndarray,
+    ) -> np.ndarray:
+        """``out[k] = dL/dz[dst[k]] . h[src[k]]``: the gradient of a not-yet-existing edge
+        ``src -> dst`` (topological positions), chunked like :meth:`edge_grads`."""
+        del weight, bias
+        g = self.node_deltas(compiled, cache, grad_out)
+        src = np.asarray(src, dtype=np.intp)
+        dst = np.asarray(dst, dtype=np.intp)
+        return self.edge_grads(g, cache[0], dst, src)
+
     # -- optimizers ------------------------------------------------------------------
     def sgd_step(self, param: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
         param -= param.dtype.type(lr) * grad

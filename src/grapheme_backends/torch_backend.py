@@ -486,6 +486,59 @@ class TorchBackend:
             torch.sum(prod, dim=1, out=out[s : s + chunk])
         return out
 
+    # -- API 1.1: gradients of candidate edges -------------------------------------------
+    @torch.no_grad()
+    def node_deltas(
+        self, compiled: CompiledTorchPlan, cache: ForwardCache, grad_out: torch.Tensor
+    ) -> torch.Tensor:
+        """``dL/dz`` of every node (``[N, B]``, topological positions): the reverse sweep of
+        :meth:`backward` without the weight gradients."""
+        c = compiled
+        h = cache.h
+        g = torch.zeros_like(h)
+        g.index_copy_(0, c.output_positions, grad_out.T.to(h.dtype))
+        for lv, w in zip(reversed(c.levels), reversed(cache.values), strict=True):
+            delta = g[lv.start : lv.stop]
+            h_lv = h[lv.start : lv.stop]
+            for act, rows in lv.groups:
+                if rows is None:
+                    d = self.activation_grad(act, h_lv)
+                    if d is not None:
+                        delta.mul_(d)
+                else:
+                    d = self.activation_grad(act, h_lv.index_select(0, rows))
+                    if d is not None:
+                        delta.index_copy_(0, rows, delta.index_select(0, rows).mul_(d))
+            if w is None or not h.shape[1]:
+                continue
+            if c.kernels == "csr":
+                at = self._csr(
+                    lv.t_crow, lv.t_col, w.index_select(0, lv.t_order), (lv.start, lv.rows)
+                )
+                g[: lv.start].addmm_(at, delta)
+            else:
+                self._index_add_product(g, lv.src, delta, lv.row, w)
+        return g
+
+    @torch.no_grad()
+    def candidate_edge_grads(
+        self,
+        compiled: CompiledTorchPlan,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        cache: ForwardCache,
+        grad_out: torch.Tensor,
+        src: np.ndarray,
+        dst: np.ndarray,
+    ) -> torch.Tensor:
+        """``out[k] = dL/dz[dst[k]] . h[src[k]]`` for edges ``src -> dst`` that do not exist
+        (topological positions), in chunks of ``edge_chunk_elements`` values."""
+        del weight, bias
+        g = self.node_deltas(compiled, cache, grad_out)
+        rows, cols = self._index(dst), self._index(src)
+        out = torch.empty(rows.shape[0], dtype=g.dtype, device=g.device)
+        return self.edge_grads(g, cache.h, rows, cols, out)
+
     # -- optimizers ------------------------------------------------------------------
     def sgd_step(self, param: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
         return param.sub_(grad * float(lr))

@@ -13,6 +13,7 @@ from .embedding import Embedding
 from .errors import (
     BackendLoadError,
     BackendNotFoundError,
+    CapabilityError,
     CheckpointError,
     CycleError,
     GraphemeError,
@@ -62,6 +63,7 @@ __all__ = [
     "BackwardPass",
     "BrainSlice",
     "Callback",
+    "CapabilityError",
     "CheckpointError",
     "CognitiveBrainOrchestrator",
     "CycleError",

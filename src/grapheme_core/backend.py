@@ -21,8 +21,11 @@ import numpy as np
 from .plan import ExecutionPlan
 
 #: Version of this protocol. Plugins declare the version they implement in their
-#: ``BackendSpec``; a different major version is refused with ``IncompatibleBackendError``.
-API_VERSION = "1.0"
+#: ``BackendSpec``; a different major version is refused with ``IncompatibleBackendError``,
+#: any minor version of the same major loads. 1.1 added the optional
+#: :meth:`Backend.candidate_edge_grads` (capability ``candidate_edge_grads``); a 1.0 plugin
+#: without it keeps working for everything except RigL regrowth.
+API_VERSION = "1.1"
 
 Array = Any  # a backend-native array (numpy.ndarray, torch.Tensor, jax.Array, ...)
 
@@ -136,6 +139,34 @@ class Backend(Protocol):
 
     def scatter_add_rows(self, table: Array, index: np.ndarray, rows: Array) -> Array:
         """``table[index] += rows`` where repeated indices add up."""
+
+
+@runtime_checkable
+class CandidateEdgeGrads(Protocol):
+    """API 1.1, optional: the kernel behind RigL regrowth (capability
+    ``candidate_edge_grads``). Kept out of :class:`Backend` so that a 1.0 backend still
+    satisfies that protocol; ``isinstance(backend, CandidateEdgeGrads)`` says whether a
+    backend has it."""
+
+    def candidate_edge_grads(
+        self,
+        compiled: Any,
+        weight: Array,
+        bias: Array,
+        cache: Any,
+        grad_out: Array,
+        src: np.ndarray,
+        dst: np.ndarray,
+    ) -> Array:
+        """Gradients for edges that do not exist yet: ``out[k] = sum_b dL/dz[dst[k], b] *
+        h[src[k], b]`` for the forward that made ``cache`` and the backward of ``grad_out``.
+
+        ``src``/``dst`` are topological positions of the plan (int64 host arrays of equal
+        length ``K``); ``dL/dz`` is the pre-activation gradient the backward computes. This
+        is ``dL/dw`` of an edge ``src -> dst`` added with weight 0 (which leaves the forward
+        unchanged). Implementations work in ``O(K * B)`` memory chunks, never ``N x N``.
+        Optional: a backend without it lacks the ``candidate_edge_grads`` capability.
+        """
 
 
 def to_host(backend: Backend, value: Any) -> np.ndarray:

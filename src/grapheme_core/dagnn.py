@@ -16,7 +16,7 @@ import numpy as np
 
 from . import init as _init
 from .backend import Backend, dtype_name, to_host
-from .errors import GraphError, ShapeError, StateError
+from .errors import CapabilityError, GraphError, ShapeError, StateError
 from .optim import (
     Optimizer,
     apply_update,
@@ -75,6 +75,9 @@ class DagNN:
         self._plan: ExecutionPlan | None = None
         self._compiled: Any = None
         self._last_forward: tuple[int, Any, int, bool] | None = None  # version, cache, B, 1-D
+        # (version, forward cache, dL/dy) of every backward since zero_grad: what
+        # candidate_gradients needs to price edges that do not exist yet
+        self._backward_log: list[tuple[int, Any, Any]] = []
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -294,13 +297,11 @@ class DagNN:
             )
         g = self._grad_matrix(grad, batch, one_d)
         compiled = self._compiled_plan()
+        g_native = self.backend.asarray(g, self.dtype)
         gw, gb, gx = self.backend.backward(
-            compiled,
-            self._params[_EDGE],
-            self._params[_NODE],
-            cache,
-            self.backend.asarray(g, self.dtype),
+            compiled, self._params[_EDGE], self._params[_NODE], cache, g_native
         )
+        self._log_backward(cache, g_native)
         self._grads[_EDGE] = self.backend.add(self._grads[_EDGE], gw)
         self._grads[_NODE] = self.backend.add(self._grads[_NODE], gb)
         gx = self.backend.to_numpy(gx)
@@ -335,10 +336,71 @@ class DagNN:
             )
         return g[None, :] if one_d else g
 
+    def _log_backward(self, cache: Any, grad_out: Any) -> None:
+        version = self._structure.version
+        self._backward_log = [e for e in self._backward_log if e[0] == version]
+        self._backward_log.append((version, cache, grad_out))
+
+    def candidate_gradients(self, src: Any, dst: Any) -> np.ndarray:
+        """``dL/dw`` of edges ``src[k] -> dst[k]`` that do not exist yet, as if each had been
+        added with weight 0 before the forward passes whose backward was accumulated since
+        the last :meth:`zero_grad` (summed over them, like the accumulated gradients).
+
+        For an edge whose addition keeps the graph acyclic this is the gradient it would
+        receive; RigL regrows the candidates where it is largest. Needs a backend with the
+        API 1.1 capability ``candidate_edge_grads``. Cost: one reverse sweep per logged
+        backward plus ``O(K * batch)``; no ``N x N`` matrix is formed. To make this
+        possible the model keeps the forward cache of every backward since the last
+        :meth:`zero_grad` (one cache in the usual forward/backward/step/zero_grad loop).
+        """
+        from .backend import backend_capabilities
+
+        src_a, dst_a = _int_array(src, "src"), _int_array(dst, "dst")
+        if src_a.shape != dst_a.shape:
+            raise ShapeError(
+                f"src and dst must have the same length, got {src_a.size} and {dst_a.size}"
+            )
+        if "candidate_edge_grads" not in backend_capabilities(self.backend):
+            raise CapabilityError(
+                f"backend {self.backend.name!r} (kernel API "
+                f"{getattr(self.backend, 'api_version', '?')}) has no candidate_edge_grads "
+                "kernel (API 1.1), so gradients of non-existing edges cannot be computed; "
+                "use a backend that has it (numpy, torch, jax) or a rule that needs no "
+                "gradients (SET, MagnitudePrune)"
+            )
+        s = self._structure
+        log = [e for e in self._backward_log if e[0] == s.version]
+        if not log:
+            raise StateError(
+                "candidate_gradients needs a backward_accumulate() on the current graph "
+                "since the last zero_grad() (and no structural edit in between)"
+            )
+        src_slot = s.node_slots(src_a, "source node")
+        dst_slot = s.node_slots(dst_a, "destination node")
+        total = np.zeros(src_a.shape[0], dtype=np.dtype(self.dtype))
+        if src_a.size == 0:
+            return total
+        plan = self.plan
+        compiled = self._compiled_plan()
+        src_pos, dst_pos = plan.position[src_slot], plan.position[dst_slot]
+        for _, cache, grad_out in log:
+            part = self.backend.candidate_edge_grads(
+                compiled,
+                self._params[_EDGE],
+                self._params[_NODE],
+                cache,
+                grad_out,
+                src_pos,
+                dst_pos,
+            )
+            total += self.backend.to_numpy(part).astype(total.dtype, copy=False)
+        return total
+
     # -- BackwardPass: gradients and optimizer ----------------------------------------
     def zero_grad(self) -> None:
         """Reset the accumulated gradients to zero (``backward_accumulate`` adds to them)."""
         b = self.backend
+        self._backward_log = []
         self._grads = {k: b.zeros((self._count(k),), self.dtype) for k in (_EDGE, _NODE)}
 
     def gradient_norm(self) -> float:

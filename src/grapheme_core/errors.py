@@ -43,3 +43,8 @@ class IncompatibleBackendError(GraphemeError):
 
 class CheckpointError(GraphemeError):
     """A checkpoint file is missing, truncated, corrupted or of an unsupported format."""
+
+
+class CapabilityError(GraphemeError, NotImplementedError):
+    """The backend lacks an optional capability the operation needs (for example RigL's
+    ``candidate_edge_grads`` kernel on a 1.0 backend); the message says what to use."""

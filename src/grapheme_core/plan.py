@@ -19,8 +19,8 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
+from .graph_algorithms import stable_argsort
 from .structure import GraphStructure
-from .topology import stable_argsort
 from .types import Activation, NodeKind
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import topology
+from . import graph_algorithms as algo
 from .errors import CycleError, GraphError
 from .types import Activation, NodeKind
 
@@ -145,9 +145,7 @@ class GraphStructure:
     def levels(self) -> np.ndarray:
         """Longest-path level per slot, cached for the current version."""
         if self._levels is None or self._levels[0] != self.version:
-            levels = topology.longest_path_levels(
-                self.node_count, self.src_slots(), self.dst_slots()
-            )
+            levels = algo.longest_path_levels(self.node_count, self.src_slots(), self.dst_slots())
             if levels is None:  # pragma: no cover - every edit keeps the graph acyclic
                 raise GraphError("internal error: the stored graph contains a cycle")
             self._levels = (self.version, levels)
@@ -199,7 +197,7 @@ class GraphStructure:
                 new_levels[d_slot] = levels[s_slot] + 1
                 self._checked = (self.version, src, dst, src_slot, dst_slot, new_levels)
                 return
-            path = topology.find_path(self._adjacency(), int(dst_slot[0]), int(src_slot[0]))
+            path = algo.find_path(self._adjacency(), int(dst_slot[0]), int(src_slot[0]))
             if path is not None:
                 self._raise_cycle(0, src, dst, path)
             self._checked = (self.version, src, dst, src_slot, dst_slot, None)
@@ -207,18 +205,18 @@ class GraphStructure:
         old_src, old_dst = self.src_slots(), self.dst_slots()
         all_src = np.concatenate([old_src, src_slot])
         all_dst = np.concatenate([old_dst, dst_slot])
-        new_levels = topology.longest_path_levels(self.node_count, all_src, all_dst)
+        new_levels = algo.longest_path_levels(self.node_count, all_src, all_dst)
         if new_levels is not None:
             # The levels and slots after the add are known now: hand them to add_edges.
             self._checked = (self.version, src, dst, src_slot, dst_slot, new_levels)
             return
-        k = topology.first_cycle_closing(self.node_count, old_src, old_dst, src_slot, dst_slot)
-        adj = topology.adjacency(
+        k = algo.first_cycle_closing(self.node_count, old_src, old_dst, src_slot, dst_slot)
+        adj = algo.adjacency(
             self.node_count,
             np.concatenate([old_src, src_slot[:k]]),
             np.concatenate([old_dst, dst_slot[:k]]),
         )
-        path = topology.find_path(adj, int(dst_slot[k]), int(src_slot[k]))
+        path = algo.find_path(adj, int(dst_slot[k]), int(src_slot[k]))
         self._raise_cycle(k, src, dst, path or [])
 
     def _raise_cycle(self, k: int, src: np.ndarray, dst: np.ndarray, path_slots: list[int]) -> None:
@@ -287,7 +285,7 @@ class GraphStructure:
         if self._adj is None or self._adj[0] != self.version:
             self._adj = (
                 self.version,
-                topology.adjacency(self.node_count, self.src_slots(), self.dst_slots()),
+                algo.adjacency(self.node_count, self.src_slots(), self.dst_slots()),
             )
         return self._adj[1]
 
@@ -335,7 +333,7 @@ class GraphStructure:
         g._src.extend(src)
         g._dst.extend(dst)
         g.next_node_id, g.next_edge_id = int(next_node_id), int(next_edge_id)
-        if topology.longest_path_levels(g.node_count, g.src_slots(), g.dst_slots()) is None:
+        if algo.longest_path_levels(g.node_count, g.src_slots(), g.dst_slots()) is None:
             raise GraphError("the stored edges contain a cycle")
         return g
 

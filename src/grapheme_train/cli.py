@@ -32,6 +32,7 @@ from grapheme_core import (
 from grapheme_core.registry import name_source, resolve_name
 from grapheme_train import jsonout
 from grapheme_train.bench import bench
+from grapheme_train.bench_sparse import bench_sparse
 from grapheme_train.checkpoint import load_training, restore_trainer
 from grapheme_train.conformance_cmd import conformance
 from grapheme_train.data import by_domain
@@ -243,6 +244,16 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
     }
 
 
+def _topology(trainer: Any, topology: str | None, density, update_every, seed: int) -> None:
+    """Build and attach the --topology hook (see grapheme_train.topology_hook)."""
+    from .topology_hook import attach, build_topology_hook
+
+    try:
+        attach(trainer, build_topology_hook(topology, density, update_every, seed=seed))
+    except (TypeError, ValueError) as exc:
+        raise UsageProblem(str(exc)) from None
+
+
 @cli.command()
 @click.option(
     "--backend", metavar="NAME", help="Compute backend [default: $GRAPHEME_BACKEND or numpy]."
@@ -326,6 +337,17 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
     help="Progress bar (only on a terminal).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No tables (errors and --json still print).")
+@click.option(
+    "--topology",
+    type=click.Choice(["dense", "static", "set", "rigl", "prune"]),
+    help="Sparse trunk: fixed random mask, SET, RigL or magnitude pruning [default: dense].",
+)
+@click.option(
+    "--density", type=click.FloatRange(0, 1, min_open=True), help="Trunk edges kept (0-1)."
+)
+@click.option(
+    "--update-every", type=click.IntRange(min=1), metavar="K", help="Steps between rewirings."
+)
 def train(
     backend: str | None,
     device: str | None,
@@ -345,6 +367,9 @@ def train(
     as_json: bool,
     progress: bool,
     quiet: bool,
+    topology: str | None,
+    density: float | None,
+    update_every: int | None,
 ) -> None:
     """Train the unified model (math, text, timeseries, vision) on one shared DagNN."""
     started = time.perf_counter()
@@ -362,6 +387,7 @@ def train(
     epochs, device = int(launch.epochs or 0), launch.device
     metrics_out = None if launch.metrics_out is None else Path(launch.metrics_out)
     settings, prepared, trainer = _setup(backend_obj, resume, loaded, given, epochs, data)
+    _topology(trainer, topology, density, update_every, seed or 0)
     if (checkpoint or resume) and trainer.epoch < epochs:
         _check_writable(checkpoint or resume, "--checkpoint" if checkpoint else "--resume")
     bar = Progress(max(epochs - trainer.epoch, 0), enabled=progress and not quiet)
@@ -655,6 +681,7 @@ def plot(metrics: Path, output: Path) -> None:
 cli.add_command(conformance)
 cli.add_command(bench)
 cli.add_command(show)
+cli.add_command(bench_sparse)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

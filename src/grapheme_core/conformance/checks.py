@@ -864,3 +864,7 @@ def _checkpoint_cross(ctx: Context) -> None:
                     emb.get_parameters()["table"],
                     EXACT,
                 )
+
+
+# Checks of optional capabilities live in their own modules; importing them registers them.
+from . import checks_topology  # noqa: E402, F401
