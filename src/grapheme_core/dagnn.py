@@ -487,8 +487,9 @@ class DagNN:
         parameters, optimizer state and step count, weight-init RNG), keeping this object
         and its backend, so that whatever holds the model (a SharedAGIModel, a hook) stays
         valid. All or nothing: an inconsistent snapshot raises and changes nothing.
-        Accumulated gradients are zeroed."""
+        Accumulated gradients are zeroed; :attr:`version` moves forward."""
         fresh = DagNN.from_state(meta, arrays, backend=self.backend)
+        fresh._structure.version = self.version + 1  # versions only move forward
         self.__dict__.update(fresh.__dict__)
 
     def structure_hash(self) -> str:

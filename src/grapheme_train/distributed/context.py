@@ -108,7 +108,8 @@ def init_from_env(
     environ: Mapping[str, str] | None = None,
     quiet_others: bool = True,
 ) -> DistContext:
-    """Join the process group described by the environment (``env://`` rendezvous).
+    """Join the process group described by the environment (a TCP rendezvous at
+    ``MASTER_ADDR:MASTER_PORT``, as torchrun's ``env://``).
 
     ``device``: where the model's arrays live (``None``/``"cpu"``: gloo; ``"cuda"`` or
     ``"cuda:N"``: nccl on ``cuda:LOCAL_RANK`` resp. ``cuda:N``). ``timeout_s`` bounds
@@ -139,7 +140,7 @@ def init_from_env(
         try:
             dist.init_process_group(
                 backend=backend,
-                init_method="env://",
+                init_method=_tcp_address(env["MASTER_ADDR"], env["MASTER_PORT"]),
                 rank=rank,
                 world_size=world,
                 timeout=datetime.timedelta(seconds=timeout_s),
@@ -154,6 +155,11 @@ def init_from_env(
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     _CURRENT = DistContext(rank, world, local_rank, backend, comm_device, timeout_s)
     return _CURRENT
+
+
+def _tcp_address(host: str, port: str) -> str:
+    """The rendezvous as a ``tcp://`` URL (what ``env://`` reads, from ``environ``)."""
+    return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
 
 
 def _backend_for(device: str | None, local_rank: int) -> tuple[str, str]:

@@ -172,7 +172,8 @@ class DataParallel:
         """Give every rank rank 0's parameters, optimizer state and RNG (collective).
 
         Each part's :meth:`state` metadata travels as JSON, its parameter and optimizer
-        arrays as tensors; the structure arrays stay local (checked equal first)."""
+        arrays as tensors; the structure arrays stay local (checked equal first).
+        Accumulated gradients are zeroed on every rank."""
         for _name, part in self.parts:
             meta, arrays = part.state()
             header = None
@@ -193,6 +194,8 @@ class DataParallel:
             if self.rank != 0:
                 structure = {k: v for k, v in arrays.items() if k in _STRUCTURE_KEYS}
                 part.restore_state(header["meta"], {**structure, **received})
+            else:
+                part.zero_grad()  # as restore_state does on the other ranks
 
     def _broadcast_json(self, obj: Any) -> Any:
         torch = self._torch
