@@ -185,3 +185,29 @@ def test_launcher_reports_the_failing_worker_and_stops_the_others() -> None:
     assert time.monotonic() - t0 < 15  # rank 0 was stopped, not awaited for 60 s
     assert launch_local(["-c", "import sys; sys.exit(0)"], 2) == 0
     assert sys.executable
+
+
+def test_cli_nproc_needs_a_sharding_trainer_and_says_so() -> None:
+    from click.testing import CliRunner
+
+    from grapheme_train.cli import cli
+
+    result = CliRunner().invoke(cli, ["--nproc", "2", "--epochs", "1", "-q"])
+    assert result.exit_code == 2
+    assert "needs a trainer that takes hooks= and shard=" in result.output
+
+
+def test_cli_support_detects_the_trainer_interface() -> None:
+    from grapheme_train.distributed.cli_support import (
+        data_parallel_run,
+        trainer_supports_sharding,
+    )
+
+    class Sharded:
+        def __init__(self, model, examples, lr, *, hooks=(), shard=(0, 1)) -> None: ...
+
+    class Plain:
+        def __init__(self, model, examples, lr) -> None: ...
+
+    assert trainer_supports_sharding(Sharded) and not trainer_supports_sharding(Plain)
+    assert data_parallel_run(1, Plain) is None  # one process: nothing to do
