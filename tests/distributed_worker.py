@@ -1,9 +1,13 @@
 """A worker for tests/test_distributed_*.py, started by the launcher (not a test module).
 
-``python tests/distributed_worker.py OUT_DIR BACKEND[,BACKEND...]``: on every backend and
-dtype, train the shared test model data-parallel (each rank starts from *different*
-weights, so the broadcast is what makes them equal) and save every rank's result; then
-make an edit on rank 1 only and record the StructureMismatchError each rank gets.
+``python tests/distributed_worker.py OUT_DIR BACKEND[,BACKEND...]`` (as a worker): on every
+backend and dtype, train the shared test model data-parallel (each rank starts from
+*different* weights, so the broadcast is what makes them equal) and save every rank's
+result; then make an edit on rank 1 only and record the StructureMismatchError each rank
+gets.
+
+``python tests/distributed_worker.py report BACKEND[,BACKEND...]`` (plain process): launch
+two workers, train the one-process reference here and print the relative differences.
 """
 
 from __future__ import annotations
@@ -79,5 +83,31 @@ def main() -> None:
     shutdown()
 
 
+def report(backends: str) -> None:
+    import tempfile
+
+    from grapheme_train.distributed import launch_local
+
+    with tempfile.TemporaryDirectory() as tmp:
+        launch_local([__file__, tmp, backends], 2)
+        for backend in backends.split(","):
+            for dtype in ("float64", "float32"):
+                r0 = np.load(Path(tmp) / f"{backend}-{dtype}-rank0.npz")
+                r1 = np.load(Path(tmp) / f"{backend}-{dtype}-rank1.npz")
+                ref = build(backend, dtype, seed=3)
+                train(ref, None)
+                p = ref.get_parameters()
+                rel = max(float(np.abs(r0[k] - p[k]).max() / np.abs(p[k]).max()) for k in p)
+                same = all(np.array_equal(r0[k], r1[k]) for k in ("weight", "bias", "edge_ids"))
+                print(
+                    f"{backend:6s} {dtype}: max relative difference 2 processes vs 1: {rel:.2e}; "
+                    f"ranks identical: {same}; edges changed: "
+                    f"{not np.array_equal(r0['edge_ids'], build(backend, dtype, 3).edges()[0])}"
+                )
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "report":
+        report(sys.argv[2])
+    else:
+        main()
