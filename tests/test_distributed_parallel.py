@@ -211,3 +211,24 @@ def test_cli_support_detects_the_trainer_interface() -> None:
 
     assert trainer_supports_sharding(Sharded) and not trainer_supports_sharding(Plain)
     assert data_parallel_run(1, Plain) is None  # one process: nothing to do
+
+
+def test_shared_agi_model_is_wrapped_dag_and_embedding(group) -> None:
+    from grapheme_train.model import ModelConfig, SharedAGIModel
+    from grapheme_train.modules import default_modules
+
+    model = SharedAGIModel(default_modules(), ModelConfig(hidden=4, dtype="float64"))
+    parallel = DataParallel(model)
+    assert [name for name, _ in parallel.parts] == ["dag", "embedding"]
+    from grapheme_train.data import builtin_examples
+
+    text = [e for e in builtin_examples() if e.domain == "text"][:2]
+    model.write_to_slice("text", model.encode("text", [e.input for e in text]))
+    model.forward()
+    model.accumulate_gradients(
+        "text", model.modules["text"].encode_answers([e.answer for e in text])
+    )
+    table = model.embedding.get_gradients()["table"]
+    assert np.abs(table).sum() > 0  # the Embedding rows used got gradients
+    parallel.all_reduce_gradients()
+    np.testing.assert_array_equal(model.embedding.get_gradients()["table"], table)
