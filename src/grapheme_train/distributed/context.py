@@ -112,7 +112,9 @@ def init_from_env(
     ``MASTER_ADDR:MASTER_PORT``, as torchrun's ``env://``).
 
     ``device``: where the model's arrays live (``None``/``"cpu"``: gloo; ``"cuda"`` or
-    ``"cuda:N"``: nccl on ``cuda:LOCAL_RANK`` resp. ``cuda:N``). ``timeout_s`` bounds
+    ``"cuda:N"``: nccl on ``cuda:LOCAL_RANK`` resp. ``cuda:N``, made the current CUDA
+    device, so a torch backend created afterwards with ``device="cuda"`` lands on this
+    rank's GPU). ``timeout_s`` bounds
     every collective (default ``GRAPHEME_DIST_TIMEOUT`` or 30 s). With ``quiet_others``
     ranks other than 0 send their standard output to ``os.devnull`` (errors still show).
     Idempotent: a second call returns the existing context.
@@ -136,6 +138,10 @@ def init_from_env(
     if not timeout_s > 0:
         raise DistributedError(f"the collective timeout must be > 0 seconds, got {timeout_s}")
     backend, comm_device = _backend_for(device, local_rank)
+    if backend == "nccl":  # so that a later "cuda" (no index) means this rank's GPU
+        import torch
+
+        torch.cuda.set_device(torch.device(comm_device))
     if not dist.is_initialized():
         try:
             dist.init_process_group(
