@@ -3,6 +3,7 @@ the last checkpoint (written by rank 0 only, atomically) still loads and resumes
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -12,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-
 from grapheme_train.distributed import load_progress
 
 pytestmark = [
     pytest.mark.slow,
+    # only the workers need torch; this process does not import it (2 CPU-seconds)
+    pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch"),
     pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds workers via /proc"),
 ]
 
@@ -48,7 +49,7 @@ def test_killed_worker_stops_the_run_and_keeps_the_checkpoint(tmp_path: Path) ->
     cmd = [
         sys.executable, "-m", "grapheme_train.distributed", "train", "--nproc", "2",
         "--steps", "1000000", "--batch", "8", "--checkpoint", str(ckpt),
-        "--checkpoint-every", "25", "--timeout", "30",
+        "--checkpoint-every", "10", "--timeout", "30",
     ]  # fmt: skip
     launcher = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -72,7 +73,7 @@ def test_killed_worker_stops_the_run_and_keeps_the_checkpoint(tmp_path: Path) ->
     assert "worker rank 1" in text and "SIGKILL" in text, text
     dag, meta = load_progress(ckpt)  # the last good checkpoint
     done = int(meta["step"])
-    assert done > 0 and done % 25 == 0 and dag.edge_count > 0
+    assert done > 0 and done % 10 == 0 and dag.edge_count > 0
     resumed = subprocess.run(
         [sys.executable, "-m", "grapheme_train.distributed", "train", "--resume", str(ckpt),
          "--steps", "5", "--checkpoint-every", "5", "--json"],

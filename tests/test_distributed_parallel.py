@@ -194,10 +194,12 @@ def test_cli_nproc_needs_a_sharding_trainer_and_says_so() -> None:
 
     result = CliRunner().invoke(cli, ["--nproc", "2", "--epochs", "1", "-q"])
     assert result.exit_code == 2
-    assert "needs a trainer that takes hooks= and shard=" in result.output
+    assert "needs a trainer that takes hooks= and shard=" in " ".join(result.output.split())
 
 
 def test_cli_support_detects_the_trainer_interface() -> None:
+    import click
+
     from grapheme_train.distributed.cli_support import (
         data_parallel_run,
         trainer_supports_sharding,
@@ -211,6 +213,8 @@ def test_cli_support_detects_the_trainer_interface() -> None:
 
     assert trainer_supports_sharding(Sharded) and not trainer_supports_sharding(Plain)
     assert data_parallel_run(1, Plain) is None  # one process: nothing to do
+    with pytest.raises(click.UsageError, match="needs a trainer"):
+        data_parallel_run(2, Sharded)  # not connected by the caller: refused
 
 
 def test_shared_agi_model_is_wrapped_dag_and_embedding(group) -> None:

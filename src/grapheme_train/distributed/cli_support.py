@@ -66,17 +66,27 @@ def trainer_supports_sharding(trainer_cls: type) -> bool:
 
 
 def data_parallel_run(
-    nproc: int, trainer_cls: type, device: str | None = None, argv: Sequence[str] | None = None
+    nproc: int,
+    trainer_cls: type,
+    device: str | None = None,
+    argv: Sequence[str] | None = None,
+    *,
+    connected: bool = False,
 ) -> WorkerRun | None:
     """See the module docstring. ``argv``: the command's arguments (default: those the
-    CLI stored in the click context, else ``sys.argv[1:]``)."""
+    CLI stored in the click context, else ``sys.argv[1:]``). ``connected``: the caller
+    passes the returned run's :meth:`WorkerRun.hooks` and :attr:`WorkerRun.shard` to
+    ``trainer_cls`` and writes outputs only where :attr:`WorkerRun.is_writer`; until it
+    does, a data-parallel run is refused (N unsynchronised copies would train otherwise)."""
     worker = env_world_size() > 1 or os.environ.get(LAUNCHED_ENV) == "1"
-    if (nproc > 1 or env_world_size() > 1) and not trainer_supports_sharding(trainer_cls):
+    if (nproc > 1 or env_world_size() > 1) and not (
+        connected and trainer_supports_sharding(trainer_cls)
+    ):
         raise click.UsageError(
             "data-parallel training of the unified model needs a trainer that takes hooks= "
-            "and shard=(rank, world_size); this build's Trainer does not. "
-            "`python -m grapheme_train.distributed train --nproc N` trains a DagNN "
-            "data-parallel."
+            "and shard=(rank, world_size), connected to the train command; this build does "
+            "not have it yet. `python -m grapheme_train.distributed train --nproc N` trains "
+            "a DagNN data-parallel."
         )
     if nproc > 1 and not worker:
         if argv is None:
