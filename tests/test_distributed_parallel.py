@@ -142,6 +142,7 @@ def test_hook_all_reduces_on_gradients(group) -> None:
     hook.on_gradients(Trainer(), 1)
     assert hook.name == "distributed" and hook.parallel.steps == 1
     assert hook.on_epoch_end(Trainer(), 1, None) == {"world_size": 1}
+    assert hook.reduce_sum([0.25, 1.0]) == [0.25, 1.0]
     hook.load_state_dict({"world_sizes": [2]})
     assert hook.state_dict() == {"world_sizes": [2, 1]}
 

@@ -8,6 +8,7 @@ rank edits from the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from grapheme_train.distributed.parallel import DataParallel
@@ -36,6 +37,12 @@ class DistributedHook:
         if trainer.model is not self.parallel.model:
             raise ValueError("the distributed hook wraps another model than the trainer's")
         self.parallel.all_reduce_gradients()
+
+    def reduce_sum(self, values: Sequence[float]) -> list[float]:
+        """Sum ``values`` across ranks (collective): what the trainer calls on its loss
+        sums (each a shard's sum divided by the global batch) so that every rank
+        reports the global-batch losses."""
+        return self.parallel.all_reduce_sum(values).tolist()
 
     def on_epoch_end(self, trainer: Any, epoch: int, record: Any) -> dict[str, Any]:
         """Extra metrics for the epoch record."""
