@@ -181,8 +181,11 @@ def test_strip_option() -> None:
 def test_launcher_reports_the_failing_worker_and_stops_the_others() -> None:
     code = "import os,sys,time\nif os.environ['RANK']=='1': sys.exit(3)\ntime.sleep(60)"
     t0 = time.monotonic()
-    with pytest.raises(WorkerFailedError, match=r"worker rank 1 \(pid \d+\) exited with code 3"):
+    with pytest.raises(
+        WorkerFailedError, match=r"worker rank 1 \(pid \d+\) exited with code 3"
+    ) as e:
         launch_local(["-c", code], 2, grace_s=0.5)
+    assert "rank 0 did not stop within 0.5 s and was terminated" in str(e.value)
     assert time.monotonic() - t0 < 15  # rank 0 was stopped, not awaited for 60 s
     assert launch_local(["-c", "import sys; sys.exit(0)"], 2) == 0
     assert sys.executable

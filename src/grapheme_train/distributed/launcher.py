@@ -110,11 +110,13 @@ def _watch(procs: list[subprocess.Popen], grace_s: float, poll_s: float) -> int:
         if failed:
             # a worker killed by a signal is the cause; the others' errors are its effect
             rank, code = min(failed, key=lambda rc: (rc[1] >= 0, rc[0]))
-            _stop(procs, grace_s)
+            stopped = _stop(procs, grace_s)
             others = [
-                f"rank {r} {_describe(p.returncode)}"
+                f"rank {r} did not stop within {grace_s:g} s and was terminated"
+                if r in stopped
+                else f"rank {r} {_describe(p.returncode)}"
                 for r, p in enumerate(procs)
-                if r != rank and p.returncode not in (None, 0)
+                if r != rank and (r in stopped or p.returncode not in (None, 0))
             ]
             raise WorkerFailedError(
                 f"worker rank {rank} (pid {procs[rank].pid}) {_describe(code)}; "
@@ -127,18 +129,21 @@ def _watch(procs: list[subprocess.Popen], grace_s: float, poll_s: float) -> int:
         time.sleep(poll_s)
 
 
-def _stop(procs: list[subprocess.Popen], grace_s: float) -> None:
-    """Let running workers finish within ``grace_s``, then terminate, then kill."""
+def _stop(procs: list[subprocess.Popen], grace_s: float) -> set[int]:
+    """Let running workers finish within ``grace_s``, then terminate, then kill; returns
+    the ranks that had to be stopped."""
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(p.poll() is None for p in procs):
         time.sleep(0.05)
+    stopped = {r for r, p in enumerate(procs) if p.poll() is None}
     for p in procs:
         if p.poll() is None:
             p.terminate()
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline and any(p.poll() is None for p in procs):
         time.sleep(0.05)
     for p in procs:
         if p.poll() is None:
             p.kill()
             p.wait()
+    return stopped
