@@ -115,10 +115,17 @@ def train(
     as_json: bool,
 ) -> None:
     """Train a DagNN data-parallel (SGD, MSE), with a seeded SET-style rewire."""
+    if batch < max(nproc, env_world_size()):
+        raise click.BadParameter(
+            f"the global batch ({batch}) must be at least the number of workers",
+            param_hint="--batch",
+        )
     if _launch_if_asked(nproc):
         return
-    distributed = env_world_size() > 1
-    ctx = init_from_env(timeout_s=timeout) if distributed else None
+    try:
+        ctx = init_from_env(timeout_s=timeout) if env_world_size() > 1 else None
+    except DistributedError as exc:
+        raise click.ClickException(str(exc)) from None
     rank = ctx.rank if ctx else 0
     dag, x, t = build_task(graph, backend, dtype)
     start = 0
