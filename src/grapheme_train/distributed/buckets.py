@@ -34,6 +34,7 @@ class Slot:
 
     @property
     def zero_copy(self) -> bool:
+        """True when ``tensor`` is the model's own memory (reduced in place)."""
         return self.store is None
 
 

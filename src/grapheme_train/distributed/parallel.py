@@ -112,10 +112,12 @@ class DataParallel:
 
     @property
     def rank(self) -> int:
+        """This process's rank in the group."""
         return self.context.rank
 
     @property
     def world_size(self) -> int:
+        """How many ranks train together."""
         return self.context.world_size
 
     # -- structure -------------------------------------------------------------------
