@@ -442,6 +442,32 @@ class DagNN:
         """``{"weight": [E], "bias": [N]}``: the accumulated gradients as NumPy copies."""
         return {k: self.backend.to_numpy(v) for k, v in self._grads.items()}
 
+    def gradient_arrays(self) -> dict[str, Any]:
+        """``{"weight": [E], "bias": [N]}``: the backend-native gradient arrays themselves,
+        not copies (what collectives such as a data-parallel all-reduce work on in place
+        where the backend's arrays are mutable). Store results with :meth:`set_gradients`
+        unless they were updated in place."""
+        return dict(self._grads)
+
+    def set_gradients(self, grads: Mapping[str, Any]) -> None:
+        """Replace the accumulated ``weight`` and/or ``bias`` gradients (mirror of
+        :meth:`get_gradients`): NumPy data, lists or any backend's arrays, copied (never
+        aliased), shapes ``[E]`` / ``[N]``. All or nothing: a bad entry changes nothing."""
+        unknown = set(grads) - {_EDGE, _NODE}
+        if unknown:
+            raise KeyError(f"unknown gradient group(s) {sorted(unknown)}; use 'weight' and 'bias'")
+        staged = {}
+        for key, value in grads.items():
+            arr = np.array(_to_host(self.backend, value), dtype=self.dtype)  # a copy
+            expected = (self._count(key),)
+            if arr.shape != expected:
+                raise ShapeError(
+                    f"{key} gradient must have shape {list(expected)}, got {list(arr.shape)}"
+                )
+            staged[key] = arr
+        for key, arr in staged.items():
+            self._grads[key] = self.backend.asarray(arr, self.dtype)
+
     def set_parameters(self, params: Mapping[str, Any]) -> None:
         """Replace ``weight`` and/or ``bias``; shapes must match, values must be finite."""
         unknown = set(params) - {_EDGE, _NODE}
@@ -532,6 +558,22 @@ class DagNN:
                         raise ShapeError(f"optimizer state {name}_{key} has shape {arr.shape}")
                     dag._moments[key][name] = dag.backend.asarray(arr, dag.dtype)
         return dag
+
+    def restore_state(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """Replace this model's contents in place with a :meth:`state` snapshot (structure,
+        parameters, optimizer state and step count, weight-init RNG), keeping this object
+        and its backend, so that whatever holds the model (a SharedAGIModel, a hook) stays
+        valid. All or nothing: an inconsistent snapshot raises and changes nothing.
+        Accumulated gradients are zeroed; :attr:`version` moves forward."""
+        fresh = DagNN.from_state(meta, arrays, backend=self.backend)
+        fresh._structure.version = self.version + 1  # versions only move forward
+        self.__dict__.update(fresh.__dict__)
+
+    def structure_hash(self) -> str:
+        """SHA-256 (hex) of the topology: node ids, kinds, activations, edge ids, sources,
+        destinations and the next ids to be given out. Equal hashes mean identical graphs
+        (parameters are not included); computed once per structural version."""
+        return self._structure.fingerprint()
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint atomically (see :mod:`grapheme_core.checkpoint`)."""

@@ -148,6 +148,35 @@ class Embedding:
         """``{"table": [vocab_size, dim]}``: the accumulated gradient as a NumPy copy."""
         return {"table": self.backend.to_numpy(self.grad)}
 
+    def gradient_arrays(self) -> dict[str, Any]:
+        """``{"table": [vocab, dim]}``: the backend-native gradient array itself, not a
+        copy (for in-place collectives); store results with :meth:`set_gradients` unless
+        they were updated in place."""
+        return {"table": self.grad}
+
+    def set_gradients(self, grads: Mapping[str, Any]) -> None:
+        """Replace the accumulated row gradients (mirror of :meth:`get_gradients`):
+        ``{"table": [vocab, dim]}``, copied (never aliased)."""
+        unknown = set(grads) - {"table"}
+        if unknown:
+            raise KeyError(f"unknown gradient group(s) {sorted(unknown)}; use 'table'")
+        if "table" not in grads:
+            return
+        arr = np.array(to_host(self.backend, grads["table"]), dtype=self.dtype)  # a copy
+        if arr.shape != (self.vocab_size, self.dim):
+            raise ShapeError(
+                f"table gradient must have shape [{self.vocab_size}, {self.dim}], "
+                f"got {list(arr.shape)}"
+            )
+        self.grad = self.backend.asarray(arr, self.dtype)
+
+    def restore_state(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """Replace this table's contents in place with a :meth:`state` snapshot (values,
+        optimizer state and step count), keeping this object and its backend. All or
+        nothing; accumulated gradients are zeroed."""
+        fresh = Embedding.from_state(meta, arrays, backend=self.backend)
+        self.__dict__.update(fresh.__dict__)
+
     def set_parameters(self, params: Mapping[str, Any]) -> None:
         """Replace the table; the shape must match and the values must be finite."""
         table = np.array(params["table"], dtype=np.float64)  # a copy: never alias the caller

@@ -7,6 +7,8 @@ Every edit validates first and mutates after, so a rejected edit leaves no trace
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from . import graph_algorithms as algo
@@ -64,6 +66,7 @@ class GraphStructure:
         # what check_new_edges learnt, for the add_edges that follows it:
         # (version, src, dst, src slots, dst slots, levels after the add or None)
         self._checked: tuple | None = None
+        self._fingerprint: tuple[int, str] | None = None  # (version, sha256 hex)
 
     # -- views -------------------------------------------------------------------------
     @property
@@ -288,6 +291,22 @@ class GraphStructure:
                 algo.adjacency(self.node_count, self.src_slots(), self.dst_slots()),
             )
         return self._adj[1]
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of ids, kinds, activations, edge endpoints and the next ids;
+        cached for the current version."""
+        cached = self._fingerprint
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        h = hashlib.sha256()
+        h.update(np.array([self.next_node_id, self.next_edge_id], dtype="<i8").tobytes())
+        columns = (self.node_ids, self.kinds, self.activations, self.edge_ids, self.src, self.dst)
+        for column in columns:
+            h.update(np.array([column.shape[0]], dtype="<i8").tobytes())
+            h.update(np.ascontiguousarray(column, dtype="<i8").data)
+        digest = h.hexdigest()
+        self._fingerprint = (self.version, digest)
+        return digest
 
     # -- persistence -------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:

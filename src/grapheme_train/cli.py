@@ -36,6 +36,7 @@ from grapheme_train.bench_sparse import bench_sparse
 from grapheme_train.checkpoint import load_training, restore_trainer
 from grapheme_train.conformance_cmd import conformance
 from grapheme_train.data import by_domain
+from grapheme_train.distributed.cli_support import ARGV_KEY, data_parallel_run
 from grapheme_train.errors import DataError
 from grapheme_train.loop import EpochLoop
 from grapheme_train.metrics import MetricsWriter, evaluation_json
@@ -84,6 +85,7 @@ class _DefaultGroup(click.Group):
     """A group whose default command is ``train``: ``grapheme-train --epochs 5`` trains."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[ARGV_KEY] = list(args)  # what --nproc workers are started with
         if not args or (args[0] not in self.commands and args[0] not in _GROUP_FLAGS):
             args = ["train", *args]
         return super().parse_args(ctx, args)
@@ -348,6 +350,13 @@ def _topology(trainer: Any, topology: str | None, density, update_every, seed: i
 @click.option(
     "--update-every", type=click.IntRange(min=1), metavar="K", help="Steps between rewirings."
 )
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Data-parallel workers on this machine (loopback); see docs/distributed.md.",
+)
 def train(
     backend: str | None,
     device: str | None,
@@ -370,8 +379,10 @@ def train(
     topology: str | None,
     density: float | None,
     update_every: int | None,
+    nproc: int,
 ) -> None:
     """Train the unified model (math, text, timeseries, vision) on one shared DagNN."""
+    data_parallel_run(nproc, Trainer, device)  # --nproc N / torchrun: see distributed/
     started = time.perf_counter()
     given = {
         "lr": lr, "optimizer": optimizer, "seed": seed, "hidden": hidden,
