@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import warnings
 import zipfile
@@ -38,10 +39,17 @@ FORMAT_VERSION = 1
 def write_checkpoint(
     path: str | Path, kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
 ) -> Path:
-    """Atomically write a checkpoint file; returns its path."""
+    """Atomically write a checkpoint file; returns the path written.
+
+    A symlink is followed: its target is replaced (the link stays). A directory, device
+    or other non-regular file at ``path`` is refused (``CheckpointError``) and left
+    alone. The file gets the mode an ordinary new file would (``0o666 & ~umask``), or
+    the mode of the file it replaces. Temporary files left by a killed save to the same
+    path (``.NAME.grapheme-PID-*.tmp`` whose process is gone) are removed.
+    """
     from . import __version__
 
-    path = Path(path)
+    path = check_target(path)
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     blob = buf.getvalue()
@@ -54,9 +62,15 @@ def write_checkpoint(
         "meta": dict(meta),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_orphans(path)
+    mode = _file_mode(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.grapheme-{os.getpid()}-", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as fh:
+            with contextlib.suppress(OSError):  # e.g. filesystems without permissions
+                os.fchmod(fh.fileno(), mode)
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
                 zf.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
                 zf.writestr("arrays.npz", blob)
@@ -74,6 +88,63 @@ def write_checkpoint(
         finally:
             os.close(dir_fd)
     return path
+
+
+def check_target(path: str | Path) -> Path:
+    """The file a save to ``path`` writes (a symlink's target); ``CheckpointError`` if
+    ``path`` is empty or names a directory, device, FIFO or socket. Call it before
+    training so that a bad ``--checkpoint`` fails at once."""
+    if str(path) == "":
+        raise CheckpointError("the checkpoint path is empty")
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        what = "a directory" if path.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise CheckpointError(f"{path}: is {what}; a checkpoint must be a regular file")
+    return path
+
+
+_ORPHAN = re.compile(r"\.(?P<name>.+)\.grapheme-(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp")
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete our own temporary files for ``path`` whose writing process no longer runs."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            match = _ORPHAN.fullmatch(entry.name)
+            if not match or match["name"] != path.name or not entry.is_file(follow_symlinks=False):
+                continue
+            if int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists (someone else's) or cannot tell: keep the file
+    return True
+
+
+def _file_mode(path: Path) -> int:
+    """The mode of the file being replaced, else what ``open(path, "w")`` would give."""
+    with contextlib.suppress(OSError):
+        return path.stat().st_mode & 0o7777
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # no /proc: read it by setting it (briefly) and restoring it
+    os.umask(mask)
+    return mask
 
 
 def read_checkpoint(

@@ -229,7 +229,9 @@ def check_dagnn(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], path:
     names = set(arrays)
     moments = names & _DAG_MOMENTS
     expected = _DAG_ARRAYS | _DAG_PARAMS | moments
-    if names != expected or moments not in (set(), _DAG_MOMENTS):
+    if moments not in (set(), _DAG_MOMENTS):
+        raise _fail(path, f"optimizer moments {sorted(moments)}: need all four or none")
+    if names != expected:
         raise _fail(path, f"DagNN arrays {sorted(names)}, expected {sorted(expected)}")
     _check_optimizer(meta, path, moments)
     node_id = _id_array(arrays, "node_id", path)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import guards
 from . import init as _init
 from .backend import Backend, dtype_name, to_host
 from .errors import GraphError, ShapeError, StateError
@@ -140,6 +141,10 @@ class DagNN:
                 )
             if not np.all(np.isfinite(w)):
                 raise GraphError("edge weights must be finite")
+            try:
+                guards.check_representable(w, self.dtype, "edge weights")
+            except ValueError as exc:
+                raise GraphError(str(exc)) from None
         if k == 0:
             return np.zeros(0, dtype=np.int64)
         self._structure.check_new_edges(src_a, dst_a)
@@ -255,10 +260,13 @@ class DagNN:
                 f"node, in the order of input_nodes); got shape {shape}"
             )
         x_host = _to_host(self.backend, x)
+        guards.check_finite_input(x_host)
         xb = self.backend.asarray(x_host[None, :] if one_d else x_host, self.dtype)
         compiled = self._compiled_plan()
         y, cache = self.backend.forward(compiled, self._params[_EDGE], self._params[_NODE], xb)
         batch = 1 if one_d else shape[0]
+        n_out = self._structure.nodes_of_kind(NodeKind.OUTPUT).shape[0]
+        guards.check_result(self.backend, "forward", "outputs", y, (batch, n_out), self.dtype)
         self._last_forward = (self._structure.version, cache, batch, one_d)
         out = self.backend.to_numpy(y)
         return out[0] if one_d else out
@@ -289,6 +297,11 @@ class DagNN:
             cache,
             self.backend.asarray(g, self.dtype),
         )
+        check = guards.check_result
+        check(self.backend, "backward", "weight gradients", gw, (self._count(_EDGE),), self.dtype)
+        check(self.backend, "backward", "bias gradients", gb, (self._count(_NODE),), self.dtype)
+        n_in = self._structure.nodes_of_kind(NodeKind.INPUT).shape[0]
+        check(self.backend, "backward", "input gradients", gx, (batch, n_in), self.dtype)
         self._grads[_EDGE] = self.backend.add(self._grads[_EDGE], gw)
         self._grads[_NODE] = self.backend.add(self._grads[_NODE], gb)
         gx = self.backend.to_numpy(gx)
@@ -330,7 +343,7 @@ class DagNN:
 
     def gradient_norm(self) -> float:
         """L2 norm of all parameter gradients together."""
-        return float(np.sqrt(sum(self.backend.sum_squares(g) for g in self._grads.values())))
+        return guards.scaled_norm(self.backend, self._grads.values())
 
     def clip_gradients(self, max_norm: float) -> float:
         """Scale gradients to a joint L2 norm of at most ``max_norm``; returns the norm before."""
@@ -381,6 +394,7 @@ class DagNN:
                 raise ShapeError(f"{key} must have shape {list(expected)}, got {list(arr.shape)}")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{key} contains non-finite values")
+            guards.check_representable(arr, self.dtype, key)
             if key == _NODE and np.any(arr[self._structure.kinds == NodeKind.INPUT] != 0):
                 raise ValueError("input nodes have no bias: their entries in 'bias' must be 0")
             staged[key] = arr
