@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import guards
+from . import guards, limits
 from . import init as _init
 from .backend import Backend, dtype_name, to_host
 from .errors import GraphError, ShapeError, StateError
@@ -113,6 +113,7 @@ class DagNN:
             raise ValueError(f"count must be >= 0, got {count}")
         if count == 0:  # not an edit: the structure (and a pending backward) stay valid
             return np.zeros(0, dtype=np.int64)
+        limits.check("nodes", self.node_count + count, "the node count after this edit")
         ids = self._structure.add_nodes(count, kind, act)
         self._grow(_NODE, np.zeros(count))
         return ids
@@ -147,6 +148,7 @@ class DagNN:
                 raise GraphError(str(exc)) from None
         if k == 0:
             return np.zeros(0, dtype=np.int64)
+        limits.check("edges", self.edge_count + k, "the edge count after this edit")
         self._structure.check_new_edges(src_a, dst_a)
         if weights is None:
             w = self._draw_weights(src_a, dst_a)

@@ -34,7 +34,6 @@ DEFAULTS: dict[str, int] = {
     "epochs": 10**9,  # epochs recorded in a training checkpoint
     "data_line_bytes": 64 * 2**10,  # one line of a --data JSONL file
     "data_file_bytes": 256 * 2**20,  # one --data file
-    "input_chars": 4_096,  # characters of one question / input text
 }
 """Default limits (see the module docstring for how to raise them)."""
 
