@@ -79,7 +79,8 @@ def scaled_norm(backend: Any, arrays: Iterable[Any]) -> float:
     that overflows recomputes on the host in float64 with scaling by the largest
     magnitude, so the true norm comes back for gradients near the dtype's limit."""
     arrays = list(arrays)
-    total = sum(float(backend.sum_squares(a)) for a in arrays)
+    with np.errstate(over="ignore"):  # an overflow is handled below, not warned about
+        total = sum(float(backend.sum_squares(a)) for a in arrays)
     if math.isfinite(total):
         return math.sqrt(total)
     host = [np.asarray(to_host(backend, a), dtype=np.float64).reshape(-1) for a in arrays]
