@@ -83,6 +83,18 @@ def test_a_one_megabyte_data_line_is_refused(tmp_path: Path) -> None:
     assert f"{data}:1" in result.output and "GRAPHEME_LIMIT_DATA_LINE_BYTES" in result.output
 
 
+@pytest.mark.parametrize("where", ["--data", "plot"])
+def test_deeply_nested_json_lines_are_clean_errors(tmp_path: Path, where: str) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text("[" * 20_000 + "]" * 20_000 + "\n")
+    if where == "plot":
+        result = invoke("plot", path, "-o", tmp_path / "x.png")
+    else:
+        result = invoke("--data", path, "--epochs", "0", "-q")
+    assert result.exit_code == 2 and f"{path}:1" in result.output
+    _no_traceback(result)
+
+
 # -- where checkpoints may be saved ----------------------------------------------------------
 
 

@@ -334,6 +334,8 @@ def load_jsonl(path: str | os.PathLike[str]) -> tuple[Example, ...]:
             raise DataError(where, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
         except ValueError as exc:  # e.g. an integer beyond Python's int/str digit limit
             raise DataError(where, f"invalid JSON: {exc}") from None
+        except RecursionError:
+            raise DataError(where, "invalid JSON: nested too deeply") from None
         try:
             out.append(attrs.evolve(_example_from_json(obj), source=where))
         except InputError as exc:

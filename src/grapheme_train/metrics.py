@@ -86,7 +86,7 @@ def read_metrics(path: str | Path) -> tuple[list[EpochRecord], dict[str, Any] | 
                 continue
             _check_numbers(obj)
             record = EpochRecord.from_json(obj)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise DataError(f"{path}:{lineno}", f"not a metrics line ({exc})") from None
         records.append(record)
     if not records:
