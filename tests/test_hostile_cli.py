@@ -202,3 +202,24 @@ def test_double_ctrl_c_still_reports_the_checkpoint(monkeypatch, tmp_path) -> No
     assert result.exit_code == 130, result.output
     assert f"--resume {ckpt}" in result.output
     assert ckpt.is_file()
+
+
+def test_ctrl_c_while_the_cli_imports_exits_130_without_traceback(monkeypatch, capsys) -> None:
+    import importlib.abc
+    import sys
+
+    import grapheme_launch
+
+    class Interrupting(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "grapheme_train.cli":
+                raise KeyboardInterrupt  # the user presses Ctrl-C mid-import
+            return None
+
+    monkeypatch.delitem(sys.modules, "grapheme_train.cli")
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    with pytest.raises(SystemExit) as info:
+        grapheme_launch.main()
+    assert info.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err

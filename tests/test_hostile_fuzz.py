@@ -54,7 +54,7 @@ _WEIRD: list[Any] = [
 ]
 
 
-def _dag_bytes() -> bytes:
+def _dag_bytes(folder: Path) -> bytes:
     dag = DagNN(seed=3, optimizer="adam")
     x = dag.add_nodes(3, "input")
     h = dag.add_nodes(2, "hidden")
@@ -64,17 +64,13 @@ def _dag_bytes() -> bytes:
     dag.forward(np.ones((2, 3)))
     dag.backward_accumulate(np.ones((2, 1)))
     dag.step(0.1)
-    buf = io.BytesIO()
-    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"fuzz-{os.getpid()}.gph"
-    dag.save(path)
-    buf.write(path.read_bytes())
-    path.unlink()
-    return buf.getvalue()
+    return dag.save(folder / "dag.gph").read_bytes()
 
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    ckpt = tmp_path_factory.mktemp("fuzz") / "train.ckpt"
+    folder = tmp_path_factory.mktemp("fuzz")
+    ckpt = folder / "train.ckpt"
     result = CliRunner().invoke(
         cli,
         ["--epochs", "1", "--hidden", "4", "--heldout", "1", "-q", "--no-progress",
@@ -82,7 +78,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         catch_exceptions=False,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    return {"dagnn": _dag_bytes(), "train": ckpt.read_bytes()}
+    return {"dagnn": _dag_bytes(folder), "train": ckpt.read_bytes()}
 
 
 def _members(data: bytes) -> dict[str, bytes]:
