@@ -36,7 +36,8 @@ OPTIONS = {
     "--dtype": ["float16", ""],
     "--optimizer": ["rmsprop", ""],
     "--backend": ["nosuch", "../x", "a b"],
-    "--checkpoint": ["", "/dev/null", "/", "/proc/no/such/dir/x.ckpt"],
+    "--checkpoint": ["", "/", "/proc/no/such/dir/x.ckpt"],  # never a real device: a
+    # regression would replace it
     "--metrics-out": ["", "/", "/proc/no/such/x.jsonl"],
     "--data": ["/dev/zero", "/", "/no/such/file.jsonl", "/dev/null"],
 }
