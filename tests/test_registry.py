@@ -161,7 +161,8 @@ def test_backend_whose_factory_fails_raises_load_error_naming_plugin_and_fix(fak
     )
     fake.dist("lazyboom-plugin", {"lazyboom": mod})
     reg = Registry()
-    assert _row(reg, "lazyboom").status == "available"  # cheap spec; nothing imported yet
+    row = _row(reg, "lazyboom")  # found without importing anything: the module is missing
+    assert row.status == "unavailable" and "grapheme_no_such_module_xyz" in row.detail
     with pytest.raises(BackendLoadError) as info:
         reg.get("lazyboom")
     msg = str(info.value)

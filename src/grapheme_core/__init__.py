@@ -5,6 +5,7 @@ Importing this package imports neither torch nor jax, prints nothing and writes 
 
 from __future__ import annotations
 
+from . import limits as limits
 from .about import DISTRIBUTION, __version__
 from .backend import API_VERSION, Backend
 from .checkpoint import load_dagnn, load_embedding, read_checkpoint, save, write_checkpoint

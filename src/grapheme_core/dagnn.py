@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import guards, limits
 from . import init as _init
 from .backend import Backend, dtype_name, to_host
 from .errors import CapabilityError, GraphError, ShapeError, StateError
@@ -119,6 +120,7 @@ class DagNN:
             raise ValueError(f"count must be >= 0, got {count}")
         if count == 0:  # not an edit: the structure (and a pending backward) stay valid
             return np.zeros(0, dtype=np.int64)
+        limits.check("nodes", self.node_count + count, "the node count after this edit")
         ids = self._structure.add_nodes(count, kind, act)
         self._grow(_NODE, np.zeros(count))
         return ids
@@ -147,8 +149,13 @@ class DagNN:
                 )
             if not np.all(np.isfinite(w)):
                 raise GraphError("edge weights must be finite")
+            try:
+                guards.check_representable(w, self.dtype, "edge weights")
+            except ValueError as exc:
+                raise GraphError(str(exc)) from None
         if k == 0:
             return np.zeros(0, dtype=np.int64)
+        limits.check("edges", self.edge_count + k, "the edge count after this edit")
         self._structure.check_new_edges(src_a, dst_a)
         if weights is None:
             w = self._draw_weights(src_a, dst_a)
@@ -270,10 +277,13 @@ class DagNN:
                 f"node, in the order of input_nodes); got shape {shape}"
             )
         x_host = _to_host(self.backend, x)
+        guards.check_finite_input(x_host)
         xb = self.backend.asarray(x_host[None, :] if one_d else x_host, self.dtype)
         compiled = self._compiled_plan()
         y, cache = self.backend.forward(compiled, self._params[_EDGE], self._params[_NODE], xb)
         batch = 1 if one_d else shape[0]
+        n_out = self._structure.nodes_of_kind(NodeKind.OUTPUT).shape[0]
+        guards.check_result(self.backend, "forward", "outputs", y, (batch, n_out), self.dtype)
         self._last_forward = (self._structure.version, cache, batch, one_d)
         out = self.backend.to_numpy(y)
         return out[0] if one_d else out
@@ -301,6 +311,11 @@ class DagNN:
         gw, gb, gx = self.backend.backward(
             compiled, self._params[_EDGE], self._params[_NODE], cache, g_native
         )
+        check = guards.check_result
+        check(self.backend, "backward", "weight gradients", gw, (self._count(_EDGE),), self.dtype)
+        check(self.backend, "backward", "bias gradients", gb, (self._count(_NODE),), self.dtype)
+        n_in = self._structure.nodes_of_kind(NodeKind.INPUT).shape[0]
+        check(self.backend, "backward", "input gradients", gx, (batch, n_in), self.dtype)
         self._log_backward(cache, g_native)
         self._grads[_EDGE] = self.backend.add(self._grads[_EDGE], gw)
         self._grads[_NODE] = self.backend.add(self._grads[_NODE], gb)
@@ -405,7 +420,7 @@ class DagNN:
 
     def gradient_norm(self) -> float:
         """L2 norm of all parameter gradients together."""
-        return float(np.sqrt(sum(self.backend.sum_squares(g) for g in self._grads.values())))
+        return guards.scaled_norm(self.backend, self._grads.values())
 
     def clip_gradients(self, max_norm: float) -> float:
         """Scale gradients to a joint L2 norm of at most ``max_norm``; returns the norm before."""
@@ -483,6 +498,7 @@ class DagNN:
                 raise ShapeError(f"{key} must have shape {list(expected)}, got {list(arr.shape)}")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{key} contains non-finite values")
+            guards.check_representable(arr, self.dtype, key)
             if key == _NODE and np.any(arr[self._structure.kinds == NodeKind.INPUT] != 0):
                 raise ValueError("input nodes have no bias: their entries in 'bias' must be 0")
             staged[key] = arr

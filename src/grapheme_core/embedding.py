@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from . import guards
 from .backend import Backend, dtype_name, to_host
 from .errors import ShapeError
 from .optim import (
@@ -113,8 +114,8 @@ class Embedding:
         self.grad = self.backend.zeros((self.vocab_size, self.dim), self.dtype)
 
     def gradient_norm(self) -> float:
-        """L2 norm of the accumulated table gradient."""
-        return float(np.sqrt(self.backend.sum_squares(self.grad)))
+        """L2 norm of the accumulated table gradient (overflow-safe)."""
+        return guards.scaled_norm(self.backend, [self.grad])
 
     def clip_gradients(self, max_norm: float) -> float:
         """Scale the gradient to a norm of at most ``max_norm``; returns the norm before."""
@@ -186,6 +187,7 @@ class Embedding:
             )
         if not np.all(np.isfinite(table)):
             raise ValueError("table contains non-finite values")
+        guards.check_representable(table, self.dtype, "table")
         self.table = self.backend.asarray(table, self.dtype)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -92,6 +92,7 @@ class Registry:
         self._shadowed: list[_Entry] = []  # later claims of an already-claimed name
         self._broken: dict[str, str] = {}  # plugin name -> error
         self._instances: dict[tuple[str, tuple[tuple[str, Any], ...]], Backend] = {}
+        self._building: dict[tuple[str, tuple[tuple[str, Any], ...]], threading.Lock] = {}
 
     # -- plugin loading --------------------------------------------------------------
     def _ensure_loaded(self) -> None:
@@ -101,16 +102,24 @@ class Registry:
             self._loaded = True
             if not self._use_entry_points:
                 return
-            for ep in sorted(
+            # the real built-ins first (so they win name clashes), whatever other
+            # distributions call their entry points; an impostor named "builtin" gets
+            # its distribution's name attached and can only shadow, never replace
+            points = sorted(
                 importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP),
-                key=lambda e: (e.name != "builtin", e.name),
-            ):
+                key=lambda e: (not _is_builtin(e), e.name),
+            )
+            for ep in points:
+                name = ep.name
+                if name == "builtin" and not _is_builtin(ep):
+                    dist = getattr(getattr(ep, "dist", None), "name", None) or ep.value
+                    name = f"builtin ({dist})"
                 try:
                     plugin = ep.load()
-                except Exception as exc:  # a broken plugin must not break the others
-                    self._broken[ep.name] = f"import of {ep.value!r} failed: {_describe(exc)}"
+                except (Exception, SystemExit) as exc:  # a broken plugin must not stop others
+                    self._broken[name] = f"import of {ep.value!r} failed: {_describe(exc)}"
                     continue
-                self._register(plugin, ep.name)
+                self._register(plugin, name)
 
     def register_plugin(self, plugin: object, name: str | None = None) -> None:
         """Register a plugin object programmatically (same path as entry points).
@@ -162,7 +171,7 @@ class Registry:
                     if not isinstance(spec, BackendSpec):
                         raise TypeError(f"hook returned {type(spec).__name__}, not BackendSpec")
                     specs.append(spec)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if self._pm.has_plugin(name):
                 self._pm.unregister(name=name)
             self._broken[name] = f"plugin {name!r} failed to register: {_describe(exc)}"
@@ -193,9 +202,13 @@ class Registry:
                     detail = _incompatible_message(spec, entry.plugin)
                 else:
                     missing = [m for m in spec.requires if not _importable(m)]
+                    factory_module = _factory_module(spec.factory)
                     if missing:
                         status = "unavailable"
-                        detail = f"missing {', '.join(missing)}; {_hint(spec)}"
+                        detail = _join(f"missing {', '.join(missing)}", _hint(spec))
+                    elif factory_module and not _importable(factory_module):
+                        status = "unavailable"
+                        detail = f"its factory module {factory_module!r} is not installed"
                 rows.append(
                     BackendInfo(
                         name, status, entry.plugin, spec.description, spec.api_version, detail
@@ -222,38 +235,61 @@ class Registry:
             entry = self._entries.get(name)
             if entry is None:
                 raise BackendNotFoundError(self._not_found_message(name, name_source(requested)))
-            spec = entry.spec
-            if not _compatible(spec.api_version):
-                raise IncompatibleBackendError(_incompatible_message(spec, entry.plugin))
-            missing = [m for m in spec.requires if not _importable(m)]
-            if missing:
-                raise BackendLoadError(
-                    f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
-                    f"{_hint(spec)}"
-                )
-            try:
-                factory = _resolve_factory(spec.factory)
-                backend = factory(**options)
-            except GraphemeError:
-                raise  # the plugin already said precisely what is wrong (e.g. no such device)
-            except (TypeError, ValueError) as exc:
-                if options:
-                    raise ValueError(f"backend {name!r} rejected options {options}: {exc}") from exc
-                raise BackendLoadError(
-                    f"backend {name!r} (plugin {entry.plugin!r}) failed to load: {_describe(exc)}"
-                ) from exc
-            except Exception as exc:
-                raise BackendLoadError(
-                    f"backend {name!r} (plugin {entry.plugin!r}) failed to load: {_describe(exc)}; "
-                    f"{_hint(spec)}"
-                ) from exc
-            declared = getattr(backend, "api_version", spec.api_version)
-            if not _compatible(declared):
-                raise IncompatibleBackendError(
-                    _incompatible_message(attrs.evolve(spec, api_version=declared), entry.plugin)
-                )
-            self._instances[key] = backend
+            # one lock per backend and options: a slow factory blocks only its own callers
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                if key in self._instances:
+                    return self._instances[key]
+            backend = self._build(name, entry, options)
+            with self._lock:
+                if self._entries.get(name) is entry:  # not unregistered meanwhile
+                    self._instances[key] = backend
             return backend
+
+    def _build(self, name: str, entry: _Entry, options: dict[str, Any]) -> Backend:
+        spec = entry.spec
+        if not _compatible(spec.api_version):
+            raise IncompatibleBackendError(_incompatible_message(spec, entry.plugin))
+        missing = [m for m in spec.requires if not _importable(m)]
+        if missing:
+            raise BackendLoadError(
+                _join(
+                    f"backend {name!r} needs {', '.join(missing)}, which is not installed",
+                    _hint(spec),
+                )
+            )
+        try:
+            factory = _resolve_factory(spec.factory)
+            backend = factory(**options)
+        except GraphemeError:
+            raise  # the plugin already said precisely what is wrong (e.g. no such device)
+        except (TypeError, ValueError) as exc:
+            if options:
+                raise ValueError(f"backend {name!r} rejected options {options}: {exc}") from exc
+            raise BackendLoadError(
+                f"backend {name!r} (plugin {entry.plugin!r}) failed to load: {_describe(exc)}"
+            ) from exc
+        except (Exception, SystemExit) as exc:
+            raise BackendLoadError(
+                _join(
+                    f"backend {name!r} (plugin {entry.plugin!r}) failed to load: {_describe(exc)}",
+                    _hint(spec),
+                )
+            ) from exc
+        lacking = [m for m in _REQUIRED if not callable(getattr(backend, m, None))]
+        if lacking or not isinstance(getattr(backend, "name", None), str):
+            raise BackendLoadError(
+                f"backend {name!r} (plugin {entry.plugin!r}): its factory returned a "
+                f"{type(backend).__name__}, which is not a Backend"
+                + (f" (no {', '.join(lacking)})" if lacking else " (no name)")
+            )
+        declared = getattr(backend, "api_version", spec.api_version)
+        if not _compatible(declared):
+            raise IncompatibleBackendError(
+                _incompatible_message(attrs.evolve(spec, api_version=declared), entry.plugin)
+            )
+        return backend
 
     def _not_found_message(self, name: str, source: str | None = None) -> str:
         rows = self.list()
@@ -374,7 +410,31 @@ def _incompatible_message(spec: BackendSpec, plugin: str) -> str:
 
 
 def _hint(spec: BackendSpec) -> str:
-    return spec.install_hint or f"install the packages: pip install {' '.join(spec.requires)}"
+    """What to install; empty when the plugin names nothing (no bare ``pip install``)."""
+    if spec.install_hint:
+        return spec.install_hint
+    return f"install the packages: pip install {' '.join(spec.requires)}" if spec.requires else ""
+
+
+def _join(message: str, hint: str) -> str:
+    return f"{message}; {hint}" if hint else message
+
+
+_REQUIRED = (
+    "asarray", "to_numpy", "zeros", "concat", "take", "add", "scale", "sum_squares",
+    "compile", "forward", "backward", "sgd_step", "adam_step", "gather_rows",
+    "scatter_add_rows",
+)  # fmt: skip
+"""The kernel API 1.x methods a factory's result must have to count as a Backend."""
+
+
+def _is_builtin(ep: importlib.metadata.EntryPoint) -> bool:
+    """Whether ``ep`` is grapheme's own built-in plugin (by the module it loads)."""
+    return ep.name == "builtin" and ep.value.split(":", 1)[0] == "grapheme_backends.plugin"
+
+
+def _factory_module(factory: str | Callable[..., Backend]) -> str | None:
+    return None if callable(factory) else factory.partition(":")[0]
 
 
 def _importable(module: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from grapheme_core import Backend, CheckpointError, read_checkpoint, write_checkpoint
+from grapheme_train.checkpoint_validate import check_training
 from grapheme_train.data import Example
 from grapheme_train.model import SharedAGIModel
 from grapheme_train.trainer import EpochRecord, Trainer
@@ -34,11 +35,21 @@ def save_training(
 
 
 def load_training(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read a training checkpoint; ``CheckpointError`` if it is not one."""
+    """Read a training checkpoint; ``CheckpointError`` if it is not one or if its
+    settings, trainer position or model parts are out of range (see
+    :mod:`grapheme_train.checkpoint_validate`)."""
     meta, arrays = read_checkpoint(path, KIND)
     for key in ("model", "trainer", "run"):
         if key not in meta:
             raise CheckpointError(f"{path}: training checkpoint without {key!r}")
+    try:
+        check_training(meta, arrays, path)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # anything the checks did not foresee is still the file's fault
+        raise CheckpointError(
+            f"{path}: inconsistent contents ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
     return meta, arrays
 
 
@@ -55,7 +66,7 @@ def restore_trainer(
         state = meta["trainer"]
         history = [EpochRecord.from_json(r) for r in state["history"]]
         return Trainer(model, examples, state["lr"], epoch=int(state["epoch"]), history=history)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (RecursionError, MemoryError, Exception) as exc:
         raise CheckpointError(
             f"{path}: inconsistent contents ({type(exc).__name__}: {exc})"
         ) from exc

@@ -34,6 +34,12 @@ from grapheme_train import jsonout
 from grapheme_train.bench import bench
 from grapheme_train.bench_sparse import bench_sparse
 from grapheme_train.checkpoint import load_training, restore_trainer
+from grapheme_train.cli_guards import (
+    NonEmptyPath,
+    check_save_target,
+    uninterruptible,
+    within_limit,
+)
 from grapheme_train.conformance_cmd import conformance
 from grapheme_train.data import by_domain
 from grapheme_train.distributed.cli_support import ARGV_KEY, data_parallel_run
@@ -289,7 +295,10 @@ def _topology(trainer: Any, topology: str | None, density, update_every, seed: i
     help="Seed of parameters and held-out data [default: 0].",
 )
 @click.option(
-    "--hidden", type=click.IntRange(min=1), help="Nodes in the shared trunk [default: 64]."
+    "--hidden",
+    type=click.IntRange(min=1),
+    callback=within_limit("hidden"),
+    help="Nodes in the shared trunk [default: 64].",
 )
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="[default: float32]")
 @click.option(
@@ -302,25 +311,26 @@ def _topology(trainer: Any, topology: str | None, density, update_every, seed: i
 @click.option(
     "--heldout",
     type=click.IntRange(min=0),
+    callback=within_limit("heldout"),
     metavar="N",
     help="Held-out examples generated per domain [default: 8].",
 )
 @click.option(
     "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
     metavar="PATH",
     help="Save a checkpoint here after every epoch (atomically).",
 )
 @click.option(
     "--resume",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
     metavar="PATH",
     help="Continue from this checkpoint (and keep saving to it), on its backend, device, "
     "options and metrics file unless given.",
 )
 @click.option(
     "--metrics-out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
     metavar="FILE.jsonl",
     help="Write one JSON object per epoch, then the evaluation.",
 )
@@ -397,6 +407,7 @@ def train(
     launch = attrs.evolve(launch, backend=backend_obj.name)
     epochs, device = int(launch.epochs or 0), launch.device
     metrics_out = None if launch.metrics_out is None else Path(launch.metrics_out)
+    check_save_target(checkpoint or resume, "--checkpoint" if checkpoint else "--resume")
     settings, prepared, trainer = _setup(backend_obj, resume, loaded, given, epochs, data)
     _topology(trainer, topology, density, update_every, seed or 0)
     if (checkpoint or resume) and trainer.epoch < epochs:
@@ -441,7 +452,10 @@ def train(
         evaluation = _evaluate(trainer, prepared)
         _check_finite_evaluation(loop, evaluation, settings, first_epoch, resume)
         if metrics is not None:
-            metrics.write_evaluation(evaluation)
+            try:
+                metrics.write_evaluation(evaluation)
+            except OSError as exc:
+                raise TrainingFailure(f"--metrics-out {metrics_out}: cannot write: {exc}") from None
     _report(say, trainer, prepared, evaluation)
     total_seconds = time.perf_counter() - started
     trained = trainer.epoch - first_epoch
@@ -478,7 +492,9 @@ def _run_loop(
     except KeyboardInterrupt:
         bar.close()
         try:
-            path = loop.save_last_good(loop.save_to or INTERRUPTED_CHECKPOINT)
+            path = uninterruptible(
+                lambda: loop.save_last_good(loop.save_to or INTERRUPTED_CHECKPOINT)
+            )
         except OSError as exc:
             click.echo(
                 f"interrupted after epoch {loop.good_epoch}; the model could not be saved: {exc}",
@@ -676,13 +692,13 @@ def plot(metrics: Path, output: Path) -> None:
 
     Needs matplotlib: pip install 'grapheme-dagnn[plot]'.
     """
-    from grapheme_train.plot import PlotUnavailableError, plot_metrics
+    from grapheme_train.plot import PlotOutputError, PlotUnavailableError, plot_metrics
 
     line = Status("plot")
     line.step(f"drawing {metrics} into {output} (loading matplotlib)")
     try:
         path = plot_metrics(metrics, output)
-    except (DataError, PlotUnavailableError) as exc:
+    except (DataError, PlotUnavailableError, PlotOutputError) as exc:
         raise UsageProblem(str(exc)) from None
     finally:
         line.close()

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from grapheme_core import limits
 from grapheme_train.errors import DataError, GraphemeTrainError, InputError
 from grapheme_train.inputs import CsvInput, ImageInput, Input, SequenceInput, TextInput, describe
 from grapheme_train.mathparse import evaluate
@@ -284,15 +285,40 @@ def _example_from_json(obj: Any) -> Example:
     return Example(input_from_json(obj["input"]), answer, domain)
 
 
+def _read_limited(path: Path) -> list[bytes]:
+    """The file's lines, read within the ``data_line_bytes``/``data_file_bytes`` limits (so
+    ``/dev/zero`` or a 1 GB line fails at once instead of filling the memory)."""
+    line_limit, file_limit = limits.get("data_line_bytes"), limits.get("data_file_bytes")
+    lines: list[bytes] = []
+    total = 0
+    try:
+        with path.open("rb") as fh:
+            while line := fh.readline(line_limit + 2):
+                total += len(line)
+                content = line.rstrip(b"\r\n")
+                if len(content) > line_limit:
+                    raise DataError(f"{path}:{len(lines) + 1}", _over("data_line_bytes", "line"))
+                if total > file_limit:
+                    raise DataError(str(path), _over("data_file_bytes", "file"))
+                lines.extend(content.splitlines() or [b""])
+    except OSError as exc:
+        raise DataError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    return lines
+
+
+def _over(name: str, what: str) -> str:
+    return (
+        f"{what} longer than the limit {name}={limits.get(name)} bytes; raise it with "
+        f"{limits.env_name(name)}=N if this is intended"
+    )
+
+
 def load_jsonl(path: str | os.PathLike[str]) -> tuple[Example, ...]:
     """Read examples from a JSONL file; the first bad line raises ``DataError``."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    raw = _read_limited(path)
     out: list[Example] = []
-    for lineno, line in enumerate(raw.splitlines(), start=1):
+    for lineno, line in enumerate(raw, start=1):
         where = f"{path}:{lineno}"
         try:
             text = line.decode("utf-8")
@@ -308,6 +334,8 @@ def load_jsonl(path: str | os.PathLike[str]) -> tuple[Example, ...]:
             raise DataError(where, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
         except ValueError as exc:  # e.g. an integer beyond Python's int/str digit limit
             raise DataError(where, f"invalid JSON: {exc}") from None
+        except RecursionError:
+            raise DataError(where, "invalid JSON: nested too deeply") from None
         try:
             out.append(attrs.evolve(_example_from_json(obj), source=where))
         except InputError as exc:

@@ -56,6 +56,17 @@ class MetricsWriter:
         self.close()
 
 
+def _check_numbers(obj: Mapping[str, Any]) -> None:
+    """Losses must be JSON numbers (a string or bool would be coerced silently)."""
+    values = [("epoch", obj.get("epoch")), ("loss", obj.get("loss"))]
+    values += [(f"domain_loss.{k}", v) for k, v in dict(obj.get("domain_loss", {})).items()]
+    for key, value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{key} must be a number, got {value!r:.40}")
+    if isinstance(obj["epoch"], float):
+        raise ValueError(f"epoch must be an integer, got {obj['epoch']!r}")
+
+
 def read_metrics(path: str | Path) -> tuple[list[EpochRecord], dict[str, Any] | None]:
     """Epoch records and the evaluation (if present); ``DataError`` as ``file:line: why``."""
     path = Path(path)
@@ -73,8 +84,9 @@ def read_metrics(path: str | Path) -> tuple[list[EpochRecord], dict[str, Any] | 
             if "evaluation" in obj:
                 evaluation = obj["evaluation"]
                 continue
+            _check_numbers(obj)
             record = EpochRecord.from_json(obj)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise DataError(f"{path}:{lineno}", f"not a metrics line ({exc})") from None
         records.append(record)
     if not records:

@@ -9,11 +9,28 @@ from grapheme_train.errors import GraphemeTrainError
 from grapheme_train.metrics import read_metrics
 from grapheme_train.modules import DOMAINS
 
-__all__ = ["PlotUnavailableError", "plot_metrics"]
+__all__ = ["PlotOutputError", "PlotUnavailableError", "plot_metrics"]
 
 
 class PlotUnavailableError(GraphemeTrainError):
     """matplotlib is not installed."""
+
+
+class PlotOutputError(GraphemeTrainError):
+    """The image cannot be written there: unknown format, missing folder, no permission."""
+
+
+def _check_output(output: Path, formats: dict[str, str]) -> None:
+    """Refuse, before drawing, an output whose format or folder is unusable."""
+    suffix = output.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        known = ", ".join(f".{k}" for k in sorted(formats))
+        raise PlotOutputError(f"-o {output}: unknown image format {output.suffix!r}; use {known}")
+    parent = output.parent
+    if not parent.is_dir():
+        raise PlotOutputError(f"-o {output}: the folder {parent} does not exist; create it first")
+    if output.is_dir():
+        raise PlotOutputError(f"-o {output}: is a directory")
 
 
 def plot_metrics(metrics: str | Path, output: str | Path) -> Path:
@@ -26,6 +43,11 @@ def plot_metrics(metrics: str | Path, output: str | Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise PlotUnavailableError(f"plotting needs matplotlib: {install_hint('plot')}") from None
+    output = Path(output)
+    probe = plt.figure()
+    formats = probe.canvas.get_supported_filetypes()
+    plt.close(probe)
+    _check_output(output, formats)
     epochs = [r.epoch for r in records]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for domain in DOMAINS:
@@ -40,8 +62,10 @@ def plot_metrics(metrics: str | Path, output: str | Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output)
-    plt.close(fig)
+    try:
+        fig.savefig(output)
+    except OSError as exc:
+        raise PlotOutputError(f"-o {output}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        plt.close(fig)
     return output

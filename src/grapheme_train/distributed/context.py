@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from grapheme_core.about import install_hint
 from grapheme_train.distributed.errors import DistributedError, DistributedUnavailableError
 
 __all__ = [
@@ -71,7 +72,7 @@ def torch_distributed() -> Any:
     except ImportError as exc:
         raise DistributedUnavailableError(
             "data-parallel training runs on torch.distributed, but torch is not installed "
-            f"({exc}); install it with: pip install 'grapheme[torch]'"
+            f"({exc}); install it with: {install_hint('torch')}"
         ) from None
     if not dist.is_available():
         raise DistributedUnavailableError("this torch build has no torch.distributed support")
