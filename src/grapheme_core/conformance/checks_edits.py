@@ -7,7 +7,9 @@ kernels after an edge is removed here and added there. Here a seeded sequence of
 :data:`EDITS` edits (add or remove hidden/output nodes and edges, never a cycle) runs on
 one model; every :data:`VERIFY_EVERY` edits its forward and gradients are compared with
 the oracle and an Adam step is taken; at the end they are compared with a fresh build of
-the final structure on the same backend.
+the final structure on the same backend. One block of edits rewires (removes an edge and
+adds another, as sparse-training rules do), so the node and edge counts at its
+verification equal those of the one before while the structure differs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from .checks import Context, _after_edit, check
 from .tolerances import FORWARD, GRAD, compare
 
 EDITS = 56
-VERIFY_EVERY = 8
+VERIFY_EVERY = 14
+#: the block (1-based) whose edits come in remove-edge/add-edge pairs
+REWIRE_BLOCK = 3
 BATCH = 4
 
 
@@ -41,9 +45,10 @@ def _topological_rank(dag: DagNN) -> dict[int, int]:
     return depth
 
 
-def _edit(dag: DagNN, rng: np.random.Generator) -> str:
-    """One random edit; returns what it did (for failure messages)."""
-    kind = rng.choice(["add_edge", "add_edge", "remove_edge", "add_node", "remove_node"])
+def _edit(dag: DagNN, rng: np.random.Generator, kind: str | None = None) -> str:
+    """One random edit (of ``kind`` if given); returns what it did (for failure messages)."""
+    if kind is None:
+        kind = str(rng.choice(["add_edge", "add_edge", "remove_edge", "add_node", "remove_node"]))
     hidden, outputs = dag.hidden_nodes, dag.output_nodes
     if kind == "remove_edge" and dag.edge_count > 4:
         eids = dag.edges()[0]
@@ -89,7 +94,10 @@ def _random_sequences(ctx: Context) -> None:
     dag = ctx.case("random_small", dtype, seed=3, optimizer="adam").dag
     history: list[str] = []
     for i in range(1, EDITS + 1):
-        history.append(_edit(dag, rng))
+        kind = None
+        if (i - 1) // VERIFY_EVERY + 1 == REWIRE_BLOCK:
+            kind = "remove_edge" if i % 2 else "add_edge"
+        history.append(_edit(dag, rng, kind))
         if i % VERIFY_EVERY:
             continue
         x = graphs._round(rng.uniform(-1.5, 1.5, (BATCH, len(dag.input_nodes))), dtype)

@@ -64,9 +64,10 @@ CLIP_FRACTIONS = (0.37, 1 / 3, 0.9)
 @check("grad.clip_factor", "clip_gradients by factors that are not powers of two (0.37, 1/3, 0.9)")
 def _clip_factor(ctx: Context) -> None:
     for dtype in ctx.dtypes:
+        case = ctx.case("random_medium", dtype)
+        dag = case.dag
         for frac in CLIP_FRACTIONS:
-            case = ctx.case("random_medium", dtype)
-            dag = case.dag
+            dag.zero_grad()
             dag.forward(case.x)
             dag.backward_accumulate(case.probe())
             before = {k: v.astype(np.float64) for k, v in dag.get_gradients().items()}

@@ -77,10 +77,10 @@ def _outputs_feed(ctx: Context) -> None:
 )
 def _params_changed(ctx: Context) -> None:
     for dtype in ctx.dtypes:
-        for change in ("step", "set_parameters"):
-            case = ctx.case("random_small", dtype)
-            dag = case.dag
-            probe = case.probe()
+        case = ctx.case("random_small", dtype)
+        dag = case.dag
+        probe = case.probe()
+        for change in ("set_parameters", "step"):
             if change == "step":  # gradients for the step, from another forward
                 dag.forward(case.inputs(seed=4))
                 dag.backward_accumulate(case.probe(seed=5))
@@ -104,7 +104,7 @@ def _params_changed(ctx: Context) -> None:
 @check("accumulate.one_forward_two_backward", "two backward calls on one forward both count")
 def _two_backward(ctx: Context) -> None:
     for dtype in ctx.dtypes:
-        case = ctx.case("random_medium", dtype)
+        case = ctx.case("random_small", dtype)
         dag = case.dag
         p1, p2 = case.probe(seed=1), case.probe(seed=2)
         oracle = Oracle(dag)
@@ -117,7 +117,7 @@ def _two_backward(ctx: Context) -> None:
         tol = GRAD[dtype]
         for key in ("weight", "bias"):
             compare(
-                f"random_medium [{dtype}] {key} gradients after two backward calls on one "
+                f"random_small [{dtype}] {key} gradients after two backward calls on one "
                 "forward (must be the sum of both)",
                 got[key],
                 g1[key] + g2[key],
@@ -132,7 +132,7 @@ def _two_backward(ctx: Context) -> None:
 @check("grad.single_row", "backward after a 1-D forward and after a batch-of-1 forward")
 def _single_row(ctx: Context) -> None:
     for dtype in ctx.dtypes:
-        case = ctx.case("random_medium", dtype)
+        case = ctx.case("random_small", dtype)
         dag = case.dag
         oracle = Oracle(dag)
         probe = case.probe()
@@ -144,7 +144,7 @@ def _single_row(ctx: Context) -> None:
                 dag.zero_grad()
                 dag.forward(xin)
                 gx = np.asarray(dag.backward_accumulate(gin))
-                where = f"random_medium [{dtype}] backward after a {label} forward (row {row})"
+                where = f"random_small [{dtype}] backward after a {label} forward (row {row})"
                 got = dag.get_gradients()
                 compare(f"{where}: weight gradients", got["weight"], want["weight"], tol)
                 compare(f"{where}: bias gradients", got["bias"], want["bias"], tol)
