@@ -371,3 +371,15 @@ def test_cli_prints_n_of_m_and_shows_progress_only_on_a_terminal(monkeypatch):
     result = CliRunner().invoke(conformance, ["-b", "numpy", "-k", "forward.c", "--json"])
     assert result.exit_code == 0 and "[1/" not in result.stderr
     assert json.loads(result.stdout)["backends"]["numpy"]["passed"] == "2/2"
+
+
+def test_backends_doc_lists_every_check_and_the_true_count():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "backends.md").read_text()
+    missing = [c for c in CHECKS if f"`{c}`" not in doc]
+    assert not missing, f"docs/backends.md section 4.2 lacks {missing}"
+    assert f"This is suite version {SUITE_VERSION} ({len(CHECKS)} checks)." in doc
+    assert f'"suite_version": "{SUITE_VERSION}"' in doc
+    assert f"The {len(CHECKS)} checks of suite {SUITE_VERSION} all ran here" in doc
+    assert "DESIGN" not in doc

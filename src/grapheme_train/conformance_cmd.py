@@ -83,7 +83,7 @@ def conformance(
     options: dict[str, Any],
     list_checks: bool,
 ) -> None:
-    """Run the backend conformance suite against one or more backends (DESIGN section 5).
+    """Run the backend conformance suite against one or more backends (docs/backends.md).
 
     Every check compares the backend with the float64 node-by-node oracle or finite
     differences. Exit 0: all pass; 1: some fail; 2: a backend cannot be loaded.

@@ -1,4 +1,4 @@
-"""The canonical graphs of the conformance suite (DESIGN sec. 5), all seeded.
+"""The canonical graphs of the conformance suite, all seeded.
 
 Each builder adds structure to a fresh :class:`~grapheme_core.DagNN` and returns a
 :class:`Case`: the model plus an input batch. Parameters are set explicitly (non-zero
@@ -52,7 +52,7 @@ def _builder(name: str) -> Callable[[Builder], Builder]:
     return deco
 
 
-#: The canonical graphs named by DESIGN sec. 5, in suite order.
+#: The canonical graphs of the suite, in suite order.
 CANONICAL = (
     "empty",
     "single_node",

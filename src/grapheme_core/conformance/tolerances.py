@@ -1,4 +1,4 @@
-"""Tolerances of DESIGN sec. 5 and the comparison that turns a mismatch into a message.
+"""The suite's tolerances and the comparison that turns a mismatch into a message.
 
 A value passes when ``|got - want| <= atol + rtol * |want|`` (the rule of
 ``numpy.isclose``), elementwise, with ``want`` computed by the float64 oracle.
@@ -19,10 +19,10 @@ class Tolerance:
         return f"rtol {self.rtol:g}, atol {self.atol:g}"
 
 
-#: Forward values against the oracle. DESIGN: float64 rtol 1e-10; float32 rtol 1e-5 /
+#: Forward values against the oracle: float64 rtol 1e-10; float32 rtol 1e-5 /
 #: atol 1e-6. (float64 gets a tiny atol so values that cancel to ~0 are judged absolutely.)
 FORWARD = {"float64": Tolerance(1e-10, 1e-12), "float32": Tolerance(1e-5, 1e-6)}
-#: Gradients against the oracle. DESIGN: float32 rtol 1e-4 / atol 1e-5.
+#: Gradients against the oracle: float32 rtol 1e-4 / atol 1e-5.
 GRAD = {"float64": Tolerance(1e-9, 1e-11), "float32": Tolerance(1e-4, 1e-5)}
 #: Parameters after an optimizer step, compared with the step computed in float64 from the
 #: parameters and gradients the model reported before it.
