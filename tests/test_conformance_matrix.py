@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared
 
 from grapheme_core import Backend, DagNN, Embedding, get_backend, list_backends
 from grapheme_core.conformance import CHECKS, build, run_check
@@ -36,20 +37,24 @@ DTYPES = ("float32", "float64")
 
 
 def require(name: str) -> Backend:
-    """The backend, or a visible skip when it is not installed here."""
+    """The backend, or a visible skip when it is not installed here.
+
+    The instance is the session's shared one (tests/conftest.py): a JIT backend then
+    compiles each distinct graph of the matrix once, not once per test.
+    """
     row = {r.name: r for r in list_backends()}.get(name)
     if row is None:
         pytest.skip(f"backend {name!r} is not installed; {INSTALL[name]}")
     if row.status == "unavailable":
         pytest.skip(f"backend {name!r} is unavailable ({row.detail}); {INSTALL[name]}")
-    return get_backend(name)  # installed but broken: fails here, loudly
+    get_backend(name)  # installed but broken: fails here, loudly
+    return shared(name)
 
 
 @pytest.mark.parametrize("check_id", list(CHECKS))
 @pytest.mark.parametrize("backend", MATRIX)
 def test_conformance(backend: str, check_id: str) -> None:
-    require(backend)
-    result = run_check(check_id, backend)
+    result = run_check(check_id, require(backend), label=backend)
     if result.outcome != "passed":
         pytest.fail(result.message, pytrace=False)
 
@@ -198,3 +203,18 @@ def test_project_test_run_does_not_collect_the_shipped_suite_twice() -> None:
     assert config["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
     shipped = ROOT / "src" / "grapheme_core" / "conformance" / "test_conformance.py"
     assert shipped.is_file()
+
+
+def test_shared_backends_reuse_compiled_plans_only_for_equal_structures() -> None:
+    from conftest import memoise_compile
+
+    backend = memoise_compile(get_backend("numpy"))
+    a = build("random_small", backend, "float32").dag
+    b = build("random_small", backend, "float32").dag
+    assert a._compiled_plan() is b._compiled_plan()  # equal plans: compiled once
+    assert build("random_small", backend, "float64").dag._compiled_plan() is not a._compiled_plan()
+    b.add_edge(b.input_nodes[0], b.output_nodes[0], 0.5)
+    assert b._compiled_plan() is not a._compiled_plan()
+    x = build("random_small", backend, "float32").x
+    compare("memoised backend forward", b.forward(x), Oracle(b).forward(x), FORWARD["float32"])
+    assert len(backend.compiled_plans) == 3
