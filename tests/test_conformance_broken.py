@@ -292,14 +292,30 @@ class BrokenPlugin:
 
 
 @pytest.fixture(scope="module")
-def reports():
+def registered():
     register_plugin(BrokenPlugin(), PLUGIN_NAME)
     try:
-        yield {name: run_conformance(name) for name in (*BROKEN, *NEW)}
+        yield
     finally:
         unregister_plugin(PLUGIN_NAME)
 
 
+@pytest.fixture(scope="module")
+def reports(registered):
+    return {name: run_conformance(name) for name in (*BROKEN, *NEW)}
+
+
+@pytest.mark.parametrize("name", [*BROKEN, *NEW])
+def test_each_bug_fails_its_checks(registered, name):
+    """The quick version (only the target checks run); the slow tests below run the
+    whole suite per bug and also check that nothing else fails."""
+    must_fail = {**BROKEN, **NEW}[name][1]
+    report = run_conformance(name, checks=sorted(must_fail))
+    assert {r.check for r in report.failures()} == must_fail
+    assert all(report.result(name, c).outcome == "failed" for c in must_fail)
+
+
+@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
 @pytest.mark.parametrize("name", list(NEW))
 def test_each_new_bug_fails_exactly_its_checks(reports, name):
     _, must_fail = NEW[name]
@@ -318,11 +334,13 @@ def test_each_new_bug_fails_exactly_its_checks(reports, name):
             assert result.ratio is not None and result.ratio > 1
 
 
+@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
 def test_saturation_failure_says_nan(reports):
     msg = reports["broken-naive-sigmoid"].result("broken-naive-sigmoid", "numeric.saturation")
     assert "non-finite value nan" in msg.message or "NaN" in msg.message, msg.message
 
 
+@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
 def test_single_row_failure_names_the_shape(reports):
     r = reports["broken-squeeze-batch-of-one"].result(
         "broken-squeeze-batch-of-one", "grad.single_row"
@@ -331,6 +349,7 @@ def test_single_row_failure_names_the_shape(reports):
     assert "after a 1-D forward" in r.message or "after a batch of 1" in r.message
 
 
+@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
 @pytest.mark.parametrize("name", list(BROKEN))
 def test_broken_backend_fails_the_right_checks(reports, name):
     _, must_fail, must_pass = BROKEN[name]
@@ -363,6 +382,7 @@ NARROW = (
 )
 
 
+@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
 @pytest.mark.parametrize("name", NARROW)
 def test_a_narrow_defect_fails_few_checks(reports, name):
     """A defect in one kernel fails the checks that exercise it, not the whole suite, so
@@ -376,16 +396,19 @@ def test_a_narrow_defect_fails_few_checks(reports, name):
     assert len(failed) <= len(CHECKS) // 5, f"{name}: {failed}"
 
 
+@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
 def test_dtype_failure_names_both_dtypes(reports):
     msg = reports["broken-dtype"].result("broken-dtype", "dtype.kept").message
     assert "float32" in msg and "float64" in msg
 
 
+@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
 def test_activation_derivative_failure_names_the_activation(reports):
     msg = reports["broken-no-act-deriv"].result("broken-no-act-deriv", "grad.activations").message
     assert re.search(r"(RELU|LEAKY_RELU|SIGMOID|TANH) activation", msg), msg
 
 
+@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
 def test_sgd_failure_reports_the_learning_rate(reports):
     msg = reports["broken-sgd-ignores-lr"].result("broken-sgd-ignores-lr", "optim.sgd").message
     assert "step(lr=0.37)" in msg
@@ -423,6 +446,7 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "GRAPHEME_BACKEND"}
 
 
+@pytest.mark.slow  # a pytest subprocess
 def test_pytest_plugin_reports_the_failing_check(tmp_path):
     proc = _pytest(
         tmp_path,
@@ -439,6 +463,7 @@ def test_pytest_plugin_reports_the_failing_check(tmp_path):
     assert ERROR_SIZE.search(out), out
 
 
+@pytest.mark.slow  # two pytest subprocesses
 def test_pytest_expected_failures_are_strict_xfails(tmp_path):
     listed = tmp_path / "expected.txt"
     listed.write_text("# known problems\ngrad.oracle   # derivative dropped\ngrad.fd\n")

@@ -265,6 +265,7 @@ def test_cli_passes_backend_options_to_the_factory():
     assert {"threads": 4, "mode": "fast"} in OptionsBackend.seen
 
 
+@pytest.mark.slow  # two interpreters
 def test_grapheme_train_exposes_the_command():
     from grapheme_train import cli as cli_module
 

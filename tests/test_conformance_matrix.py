@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared
 
+from conftest import shared
 from grapheme_core import Backend, DagNN, Embedding, get_backend, list_backends
 from grapheme_core.conformance import CHECKS, build, run_check
 from grapheme_core.conformance.tolerances import FORWARD, PARAM, compare
@@ -33,6 +33,15 @@ INSTALL = {
     "example": "pip install -e examples/third_party_backend",
 }
 MATRIX = tuple(INSTALL)
+#: jax compiles every graph with XLA: its column is most of the suite's time
+SLOW = pytest.mark.slow
+
+
+def _params(rows):
+    """Parameters with the slow mark on those involving jax."""
+    return [pytest.param(*r, marks=SLOW) if "jax" in r else pytest.param(*r) for r in rows]
+
+
 DTYPES = ("float32", "float64")
 
 
@@ -52,7 +61,7 @@ def require(name: str) -> Backend:
 
 
 @pytest.mark.parametrize("check_id", list(CHECKS))
-@pytest.mark.parametrize("backend", MATRIX)
+@pytest.mark.parametrize("backend", _params([(b,) for b in MATRIX]))
 def test_conformance(backend: str, check_id: str) -> None:
     result = run_check(check_id, require(backend), label=backend)
     if result.outcome != "passed":
@@ -60,7 +69,7 @@ def test_conformance(backend: str, check_id: str) -> None:
 
 
 # -- cross-backend -------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", [b for b in MATRIX if b != "numpy"])
+@pytest.mark.parametrize("backend", _params([(b,) for b in MATRIX if b != "numpy"]))
 def test_same_seed_gives_identical_initial_parameters(backend: str) -> None:
     other, reference = require(backend), require("numpy")
     for dtype in DTYPES:
@@ -88,7 +97,7 @@ def _train(backend: Backend, dtype: str) -> tuple[DagNN, np.ndarray]:
     return dag, case.x
 
 
-@pytest.mark.parametrize(("source", "target"), list(permutations(MATRIX, 2)))
+@pytest.mark.parametrize(("source", "target"), _params(list(permutations(MATRIX, 2))))
 def test_checkpoint_loads_on_another_backend_and_forwards_identically(
     source: str, target: str, tmp_path: Path
 ) -> None:
@@ -167,6 +176,7 @@ def _run_pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
+@SLOW  # a pytest subprocess
 def test_shipped_suite_passes_for_the_example_plugin_under_pytest() -> None:
     require("example")
     proc = _run_pytest("--pyargs", "grapheme_core.conformance", "--grapheme-backend", "example")
@@ -176,6 +186,7 @@ def test_shipped_suite_passes_for_the_example_plugin_under_pytest() -> None:
     assert "failed" not in out and "skipped" not in out
 
 
+@SLOW  # four pytest subprocesses
 def test_shipped_suite_selects_backends() -> None:
     def collected(*args: str, env: dict[str, str] | None = None) -> list[str]:
         proc = _run_pytest(
