@@ -8,16 +8,29 @@ a plan equal in every array to one compiled before gets that compiled object bac
 is transparent for backends whose compiled plans are immutable and stateless (jax's are
 frozen and hold only jitted functions and index arrays), so it is applied to those only;
 everything else gets the registry's instance unchanged.
+
+Tests check results, not parallel speed (that is what the benchmarks are for), so every
+math library runs one thread per test process: on a shared or small machine several
+spinning worker threads per process cost several times the CPU for the same result.
+Set the variables yourself to override.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from typing import Any
+import os
 
-import numpy as np
-import pytest
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy / torch are imported
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
+
+import hashlib  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 #: backends whose compiled plans are immutable, so one compiled object serves every model
 _MEMOISE = frozenset({"jax"})
