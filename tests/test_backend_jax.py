@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here compiles XLA kernels
 jax = pytest.importorskip("jax")
 
 import jax.numpy as jnp  # noqa: E402

@@ -416,6 +416,7 @@ def test_compiled_plan_lives_on_the_device():
             assert t is None or (t.dtype == torch.int64 and t.device.type == "cpu")
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch
 def test_no_warnings_in_a_fresh_process():
     """Torch's one-time sparse warnings are silenced; nothing else warns."""
     code = (

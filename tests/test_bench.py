@@ -36,6 +36,7 @@ def _positive(value: float) -> bool:
     return math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow
 def test_json_has_every_figure_with_sane_values():
     out = _run("--backend", "numpy", *TINY)
     assert out["backend"] == "numpy"
@@ -90,6 +91,7 @@ def test_small_mode_skips_the_standard_graph():
     assert out["small"]["batches"] and out["naive"]["train_step_s"] > 0
 
 
+@pytest.mark.slow
 def test_human_table():
     result = CliRunner().invoke(B.bench, [*TINY, "--runs", "1", "--tiny"])
     assert result.exit_code == 0, result.output

@@ -16,11 +16,16 @@ from grapheme_backends.numpy_backend import NumpyBackend
 from grapheme_core import BackendSpec, hookimpl, register_plugin, unregister_plugin
 from grapheme_core.conformance import (
     CHECKS,
+    SUITE_VERSION,
+    check,
     check_ids,
     parse_expected_failures,
     run_check,
     run_conformance,
 )
+from grapheme_core.conformance.checks import select
+from grapheme_core.hookspecs import ENTRY_POINT_GROUP
+from grapheme_train import conformance_cmd
 from grapheme_train.conformance_cmd import conformance
 
 
@@ -30,6 +35,22 @@ class LazyGradients(NumpyBackend):
     def backward(self, compiled, weight, bias, cache, grad_out):
         gw, gb, gx = super().backward(compiled, weight, bias, cache, grad_out)
         return gw * 1.01, gb, gx
+
+
+class Float32Only(NumpyBackend):
+    """Declares no float64 capability and refuses float64 arrays outright."""
+
+    capabilities = ()
+
+    def asarray(self, value, dtype):
+        if dtype != "float32":
+            raise ValueError(f"this backend has no {dtype}")
+        return super().asarray(value, dtype)
+
+    def zeros(self, shape, dtype):
+        if dtype != "float32":
+            raise ValueError(f"this backend has no {dtype}")
+        return super().zeros(shape, dtype)
 
 
 class OptionsBackend(NumpyBackend):
@@ -46,6 +67,7 @@ class _Plugin:
         return [
             BackendSpec("cli-lazy-grads", LazyGradients),
             BackendSpec("cli-options", OptionsBackend),
+            BackendSpec("cli-float32-only", Float32Only),
         ]
 
 
@@ -243,6 +265,7 @@ def test_cli_passes_backend_options_to_the_factory():
     assert {"threads": 4, "mode": "fast"} in OptionsBackend.seen
 
 
+@pytest.mark.slow  # two interpreters
 def test_grapheme_train_exposes_the_command():
     from grapheme_train import cli as cli_module
 
@@ -272,3 +295,93 @@ def test_report_format_is_readable():
     assert "FAIL  grad.oracle" in text and "PASS  forward.chain" in text
     assert text.rstrip().endswith("-> exit 1")
     assert np.isfinite(report.result("cli-lazy-grads", "grad.oracle").error)
+
+
+# -- suite 2: selection, capabilities, the certificate, progress ---------------------------
+def test_select_matches_substrings_globs_and_expressions():
+    ids = [c.id for c in select(["clip"])]
+    assert ids == [c for c in CHECKS if "clip" in c] and "grad.clip_factor" in ids
+    assert [c.id for c in select(["grad.c*"])] == [c for c in CHECKS if c.startswith("grad.c")]
+    expr = [c.id for c in select(["grad and not fd and not clip"])]
+    assert "grad.oracle" in expr and "grad.fd" not in expr and "grad.clip" not in expr
+    assert [c.id for c in select(["(forward.chain or grad.fd)"])] == ["forward.chain", "grad.fd"]
+    for bad in ("grad and", "not", "(grad", "grad)"):
+        with pytest.raises(ValueError, match="check pattern"):
+            select([bad])
+
+
+def test_requires_names_known_capabilities():
+    with pytest.raises(ValueError, match=r"requires unknown capabilities \['warp_drive'\]"):
+        check("test.unknown_capability", "never registered", requires=("warp_drive",))
+    assert "test.unknown_capability" not in CHECKS
+    assert CHECKS["grad.fd"].requires == ("float64",)
+
+
+def test_missing_capability_is_not_applicable_not_a_pass():
+    report = run_conformance("cli-float32-only")
+    assert report.exit_code == 0, report.format()
+    fd = report.result("cli-float32-only", "grad.fd")
+    assert fd.outcome == "not_applicable" and "float64" in fd.message
+    needing = [c for c in CHECKS.values() if c.requires]  # it declares no capability at all
+    counts = report.counts("cli-float32-only")
+    assert counts["not_applicable"] == len(needing) and counts["failed"] == 0
+    assert counts["passed"] == len(CHECKS) - len(needing)
+    assert report.passed_line("cli-float32-only") == (
+        f"{len(CHECKS) - len(needing)}/{len(CHECKS) - len(needing)} passed "
+        f"({len(needing)} not applicable)"
+    )
+    ran = report.result("cli-float32-only", "forward.chain")
+    assert ran.outcome == "passed" and "float32 only" in ran.message
+    # listing a not-applicable check as an expected failure does not turn it into XPASS
+    report = run_conformance("cli-float32-only", ["grad.fd"], checks=["grad.fd"])
+    assert report.result("cli-float32-only", "grad.fd").outcome == "not_applicable"
+    assert report.exit_code == 0
+
+
+def test_certificate_names_suite_plugin_distribution_and_capabilities():
+    import importlib.metadata
+
+    data = run_conformance(["numpy", "cli-float32-only"], checks=["grad.fd"]).to_json()
+    assert data["format_version"] == 2 and data["suite_version"] == SUITE_VERSION
+    numpy_row = data["backends"]["numpy"]
+    ep = next(
+        e
+        for e in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if e.name == numpy_row["plugin"]
+    )
+    assert numpy_row["distribution"] == ep.dist.name
+    assert numpy_row["distribution_version"] == ep.dist.version
+    assert numpy_row["capabilities"] == ["candidate_edge_grads", "float64"]
+    assert numpy_row["passed"] == "2/2"
+    other = data["backends"]["cli-float32-only"]
+    assert other["plugin"] == "grapheme-tests-cli" and other["distribution"] is None
+    assert other["capabilities"] == [] and other["passed"] == "1/1"
+    assert other["summary"]["not_applicable"] == 1
+
+
+def test_cli_prints_n_of_m_and_shows_progress_only_on_a_terminal(monkeypatch):
+    result = CliRunner().invoke(conformance, ["-b", "cli-float32-only", "-k", "grad.fd or chain"])
+    assert result.exit_code == 0, result.output
+    assert "cli-float32-only: 2/2 passed (1 not applicable)" in result.output
+    assert "N/A   grad.fd" in result.output and "[1/" not in result.output
+    monkeypatch.setattr(conformance_cmd, "_is_terminal", lambda: True)
+    result = CliRunner().invoke(conformance, ["-b", "numpy", "-k", "forward.c"])
+    assert result.exit_code == 0
+    assert "[1/2] numpy: running backend.load" in result.stderr
+    assert "[2/2] numpy: running forward.chain" in result.stderr
+    assert "[1/" not in result.stdout and "numpy: 2/2 passed" in result.stdout
+    result = CliRunner().invoke(conformance, ["-b", "numpy", "-k", "forward.c", "--json"])
+    assert result.exit_code == 0 and "[1/" not in result.stderr
+    assert json.loads(result.stdout)["backends"]["numpy"]["passed"] == "2/2"
+
+
+def test_backends_doc_lists_every_check_and_the_true_count():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "backends.md").read_text()
+    missing = [c for c in CHECKS if f"`{c}`" not in doc]
+    assert not missing, f"docs/backends.md section 4.2 lacks {missing}"
+    assert f"This is suite version {SUITE_VERSION} ({len(CHECKS)} checks)." in doc
+    assert f'"suite_version": "{SUITE_VERSION}"' in doc
+    assert f"The {len(CHECKS)} checks of suite {SUITE_VERSION} all ran here" in doc
+    assert "DESIGN" not in doc

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import shared
 from grapheme_core import Backend, DagNN, Embedding, get_backend, list_backends
 from grapheme_core.conformance import CHECKS, build, run_check
 from grapheme_core.conformance.tolerances import FORWARD, PARAM, compare
@@ -32,30 +33,43 @@ INSTALL = {
     "example": "pip install -e examples/third_party_backend",
 }
 MATRIX = tuple(INSTALL)
+#: jax compiles every graph with XLA: its column is most of the suite's time
+SLOW = pytest.mark.slow
+
+
+def _params(rows):
+    """Parameters with the slow mark on those involving jax."""
+    return [pytest.param(*r, marks=SLOW) if "jax" in r else pytest.param(*r) for r in rows]
+
+
 DTYPES = ("float32", "float64")
 
 
 def require(name: str) -> Backend:
-    """The backend, or a visible skip when it is not installed here."""
+    """The backend, or a visible skip when it is not installed here.
+
+    The instance is the session's shared one (tests/conftest.py): a JIT backend then
+    compiles each distinct graph of the matrix once, not once per test.
+    """
     row = {r.name: r for r in list_backends()}.get(name)
     if row is None:
         pytest.skip(f"backend {name!r} is not installed; {INSTALL[name]}")
     if row.status == "unavailable":
         pytest.skip(f"backend {name!r} is unavailable ({row.detail}); {INSTALL[name]}")
-    return get_backend(name)  # installed but broken: fails here, loudly
+    get_backend(name)  # installed but broken: fails here, loudly
+    return shared(name)
 
 
 @pytest.mark.parametrize("check_id", list(CHECKS))
-@pytest.mark.parametrize("backend", MATRIX)
+@pytest.mark.parametrize("backend", _params([(b,) for b in MATRIX]))
 def test_conformance(backend: str, check_id: str) -> None:
-    require(backend)
-    result = run_check(check_id, backend)
+    result = run_check(check_id, require(backend), label=backend)
     if result.outcome != "passed":
         pytest.fail(result.message, pytrace=False)
 
 
 # -- cross-backend -------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", [b for b in MATRIX if b != "numpy"])
+@pytest.mark.parametrize("backend", _params([(b,) for b in MATRIX if b != "numpy"]))
 def test_same_seed_gives_identical_initial_parameters(backend: str) -> None:
     other, reference = require(backend), require("numpy")
     for dtype in DTYPES:
@@ -83,7 +97,7 @@ def _train(backend: Backend, dtype: str) -> tuple[DagNN, np.ndarray]:
     return dag, case.x
 
 
-@pytest.mark.parametrize(("source", "target"), list(permutations(MATRIX, 2)))
+@pytest.mark.parametrize(("source", "target"), _params(list(permutations(MATRIX, 2))))
 def test_checkpoint_loads_on_another_backend_and_forwards_identically(
     source: str, target: str, tmp_path: Path
 ) -> None:
@@ -162,6 +176,7 @@ def _run_pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
+@SLOW  # a pytest subprocess
 def test_shipped_suite_passes_for_the_example_plugin_under_pytest() -> None:
     require("example")
     proc = _run_pytest("--pyargs", "grapheme_core.conformance", "--grapheme-backend", "example")
@@ -171,6 +186,7 @@ def test_shipped_suite_passes_for_the_example_plugin_under_pytest() -> None:
     assert "failed" not in out and "skipped" not in out
 
 
+@SLOW  # four pytest subprocesses
 def test_shipped_suite_selects_backends() -> None:
     def collected(*args: str, env: dict[str, str] | None = None) -> list[str]:
         proc = _run_pytest(
@@ -198,3 +214,18 @@ def test_project_test_run_does_not_collect_the_shipped_suite_twice() -> None:
     assert config["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
     shipped = ROOT / "src" / "grapheme_core" / "conformance" / "test_conformance.py"
     assert shipped.is_file()
+
+
+def test_shared_backends_reuse_compiled_plans_only_for_equal_structures() -> None:
+    from conftest import memoise_compile
+
+    backend = memoise_compile(get_backend("numpy"))
+    a = build("random_small", backend, "float32").dag
+    b = build("random_small", backend, "float32").dag
+    assert a._compiled_plan() is b._compiled_plan()  # equal plans: compiled once
+    assert build("random_small", backend, "float64").dag._compiled_plan() is not a._compiled_plan()
+    b.add_edge(b.input_nodes[0], b.output_nodes[0], 0.5)
+    assert b._compiled_plan() is not a._compiled_plan()
+    x = build("random_small", backend, "float32").x
+    compare("memoised backend forward", b.forward(x), Oracle(b).forward(x), FORWARD["float32"])
+    assert len(backend.compiled_plans) == 3

@@ -232,7 +232,7 @@ def _usable(name: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize("name", ["torch", "jax", "example"])
+@pytest.mark.parametrize("name", ["torch", pytest.param("jax", marks=pytest.mark.slow), "example"])
 def test_other_backends_agree_on_epoch_one(name: str) -> None:
     if not _usable(name):
         pytest.skip(f"backend {name} is not usable here")

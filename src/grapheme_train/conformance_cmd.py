@@ -4,6 +4,10 @@ Exit codes: 0 every check passed (listed expected failures may fail), 1 some che
 (or an expected failure passed), 2 a backend could not be loaded or the command line is
 wrong. The same checks run under pytest with
 ``pytest --pyargs grapheme_core.conformance --grapheme-backend NAME``.
+
+On a terminal (and only there: not with ``--json``, not when stdout is a pipe or a file)
+a ``[k/N] running CHECK`` status line on stderr shows progress and is erased when each
+check finishes.
 """
 
 from __future__ import annotations
@@ -19,14 +23,10 @@ from grapheme_train.options import backend_options
 
 __all__ = ["conformance"]
 
-_MARKS = {
-    "passed": "PASS ",
-    "failed": "FAIL ",
-    "error": "ERROR",
-    "skipped": "SKIP ",
-    "xfailed": "XFAIL",
-    "xpassed": "XPASS",
-}
+
+def _is_terminal() -> bool:
+    """Whether stdout and stderr are both an interactive terminal (progress is shown)."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
 
 @click.command("conformance", context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,7 +58,8 @@ _MARKS = {
     "checks",
     multiple=True,
     metavar="ID",
-    help="Only run checks matching ID (exact id or glob such as 'grad.*'); repeatable.",
+    help="Only run checks matching ID: an id, a substring ('clip'), a glob ('grad.*') or a "
+    "pytest -k expression ('grad and not fd'); repeatable (any match runs).",
 )
 @click.option(
     "--option",
@@ -82,17 +83,22 @@ def conformance(
     options: dict[str, Any],
     list_checks: bool,
 ) -> None:
-    """Run the backend conformance suite against one or more backends (see docs/backends.md).
+    """Run the backend conformance suite against one or more backends (docs/backends.md).
 
     Every check compares the backend with the float64 node-by-node oracle or finite
     differences. Exit 0: all pass; 1: some fail; 2: a backend cannot be loaded.
     """
-    from grapheme_core.conformance import CHECKS, run_conformance, select
-    from grapheme_core.conformance.runner import load_expected_failures
+    from grapheme_core.conformance import CHECKS, SUITE_VERSION, run_conformance, select
+    from grapheme_core.conformance.runner import (
+        describe_origin,
+        load_expected_failures,
+        result_line,
+    )
 
     if list_checks:
         for chk in CHECKS.values():
-            click.echo(f"{chk.id:<34} {chk.title}")
+            needs = f" [requires {', '.join(chk.requires)}]" if chk.requires else ""
+            click.echo(f"{chk.id:<34} {chk.title}{needs}")
         return
     names = [n.strip() for value in backends for n in value.split(",") if n.strip()]
     if not names:
@@ -107,23 +113,43 @@ def conformance(
         raise click.BadParameter(str(exc), param_hint="--expected-failures") from None
 
     current: list[str] = []
+    live = not as_json and _is_terminal()
+    status = [""]
+
+    def clear_status() -> None:
+        if status[0]:
+            click.echo("\r" + " " * len(status[0]) + "\r", nl=False, err=True)
+            status[0] = ""
+
+    def starting(backend: str, chk, k: int, n: int) -> None:
+        if live:
+            clear_status()
+            status[0] = f"[{k}/{n}] {backend}: running {chk.id}"
+            click.echo(status[0], nl=False, err=True)
 
     def progress(result) -> None:
         if as_json:
             return
+        clear_status()
         if not current or current[-1] != result.backend:
             current.append(result.backend)
-            click.echo(f"grapheme conformance: backend {result.backend!r}")
+            click.echo(f"grapheme conformance {SUITE_VERSION}: backend {result.backend!r}")
         if result.outcome == "skipped" and result.check != "backend.load":
             return
-        click.echo(f"  {_MARKS[result.outcome]} {result.check:<34} {result.duration_s:6.2f}s")
-        if result.outcome != "passed" and result.message:
+        click.echo(result_line(result))
+        if result.outcome not in ("passed", "not_applicable") and result.message:
             for line in result.message.splitlines():
                 click.echo(f"        {line}")
 
     result = run_conformance(
-        names, expected, checks=checks or None, options=options, on_result=progress
+        names,
+        expected,
+        checks=checks or None,
+        options=options,
+        on_result=progress,
+        on_start=starting,
     )
+    clear_status()
     if report is not None:
         try:
             result.write_json(report)
@@ -136,8 +162,10 @@ def conformance(
             click.echo(f"{name}: could not be loaded: {error}", err=True)
     else:
         for name in result.backends:
-            counts = ", ".join(f"{n} {k}" for k, n in result.counts(name).items() if n)
-            click.echo(f"{name}: {counts}")
+            origin = result.origins.get(name)
+            if origin:
+                click.echo(f"{name}: {describe_origin(origin)}")
+            click.echo(f"{name}: {result.passed_line(name)}")
         verdict = {0: "all checks passed", 1: "some checks failed", 2: "a backend did not load"}
         click.echo(f"conformance: {verdict[result.exit_code]} (exit {result.exit_code})")
         if report is not None:

@@ -1,4 +1,4 @@
-"""The backend conformance suite, shipped in the wheel (docs/backends.md).
+"""The backend conformance suite, shipped in the wheel (docs/backends.md, section 4).
 
 Every check compares a backend with the float64 node-by-node oracle and/or central finite
 differences, with the tolerances of :mod:`grapheme_core.conformance.tolerances`. Run it:
@@ -10,9 +10,10 @@ differences, with the tolerances of :mod:`grapheme_core.conformance.tolerances`.
 
 from __future__ import annotations
 
-from .checks import CHECKS, Check, Context, check_ids, select
+from .checks import CHECKS, Check, Context, check, check_ids, select
 from .graphs import Case, build, case_names, rebuild
 from .runner import (
+    NOT_APPLICABLE,
     CheckResult,
     ConformanceReport,
     load_backend,
@@ -21,13 +22,19 @@ from .runner import (
     run_check,
     run_conformance,
 )
+from .suite import CHECK_MODULES, SUITE_VERSION, load_check_modules
 from .tolerances import FINITE_DIFFERENCES, FORWARD, GRAD, CheckFailure, Tolerance, compare
+
+load_check_modules()  # every check module registers its checks (runner did it already)
 
 __all__ = [
     "CHECKS",
+    "CHECK_MODULES",
     "FINITE_DIFFERENCES",
     "FORWARD",
     "GRAD",
+    "NOT_APPLICABLE",
+    "SUITE_VERSION",
     "Case",
     "Check",
     "CheckFailure",
@@ -37,9 +44,11 @@ __all__ = [
     "Tolerance",
     "build",
     "case_names",
+    "check",
     "check_ids",
     "compare",
     "load_backend",
+    "load_check_modules",
     "load_expected_failures",
     "parse_expected_failures",
     "rebuild",

@@ -1,15 +1,16 @@
-"""The conformance checks: named, stable ids, each comparing a backend with the float64
-oracle (:class:`grapheme_core.oracle.Oracle`) and/or finite differences.
+"""The check registry and the core conformance checks: named, stable ids, each comparing
+a backend with the float64 oracle (:class:`grapheme_core.oracle.Oracle`) and/or finite
+differences.
 
 A check is a function of a :class:`Context` (the backend under test and the dtypes to
 exercise) that returns quietly or raises :class:`CheckFailure` with a message naming what
 was compared and how large the error was. Check ids never change meaning; new checks get
-new ids.
+new ids. Register one with ``@check(id, title, requires=(capability, ...))``; the modules
+that hold checks are listed in :data:`grapheme_core.conformance.suite.CHECK_MODULES`.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..backend import API_VERSION, Backend
+from ..backend import API_VERSION, CAPABILITIES, Backend, backend_capabilities
 from ..checkpoint import load_dagnn, load_embedding, save
 from ..dagnn import DagNN
 from ..embedding import Embedding, _initial_table
@@ -28,6 +29,7 @@ from ..oracle import Oracle
 from ..types import Activation, InitStrategy, NodeKind
 from . import graphs
 from .graphs import Case
+from .selection import compile_pattern
 from .tolerances import (
     FD_EPS,
     FINITE_DIFFERENCES,
@@ -46,11 +48,13 @@ EXACT = Tolerance(0.0, 0.0)
 
 @attrs.define
 class Context:
-    """What a check runs against: a loaded backend instance, its label, the dtypes."""
+    """What a check runs against: a loaded backend instance, its label, its capabilities
+    and the dtypes to exercise (float64 only when the backend has that capability)."""
 
     backend: Backend
     name: str
     dtypes: tuple[str, ...] = DTYPES
+    capabilities: frozenset[str] = frozenset(CAPABILITIES)
 
     def case(self, name: str, dtype: str, seed: int = 0, **kwargs: Any) -> Case:
         return graphs.build(name, self.backend, dtype, seed, **kwargs)
@@ -68,9 +72,13 @@ class Context:
 
 @attrs.frozen
 class Check:
+    """One registered check: its stable ``id``, a one-line ``title``, the function, and
+    the backend capabilities it needs (without them it is reported "not applicable")."""
+
     id: str
     title: str
     func: Callable[[Context], None] = attrs.field(repr=False)
+    requires: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
@@ -83,11 +91,27 @@ class Check:
 CHECKS: dict[str, Check] = {}
 
 
-def check(check_id: str, title: str) -> Callable[[Callable[[Context], None]], Callable]:
+def check(
+    check_id: str, title: str, *, requires: Iterable[str] = ()
+) -> Callable[[Callable[[Context], None]], Callable]:
+    """Register the decorated function as conformance check ``check_id``.
+
+    ``requires``: capability names (keys of :data:`grapheme_core.backend.CAPABILITIES`)
+    the check needs; on a backend without one of them the check is not run and is reported
+    as not applicable (never as a pass).
+    """
+    needs = tuple(str(r) for r in ([requires] if isinstance(requires, str) else requires))
+    unknown = sorted(set(needs) - CAPABILITIES.keys())
+    if unknown:
+        raise ValueError(
+            f"check {check_id!r} requires unknown capabilities {unknown}; "
+            f"known: {sorted(CAPABILITIES)}"
+        )
+
     def deco(fn: Callable[[Context], None]) -> Callable[[Context], None]:
         if check_id in CHECKS:
             raise ValueError(f"duplicate conformance check id {check_id!r}")
-        CHECKS[check_id] = Check(check_id, title, fn)
+        CHECKS[check_id] = Check(check_id, title, fn, needs)
         return fn
 
     return deco
@@ -99,18 +123,27 @@ def check_ids() -> list[str]:
 
 
 def select(patterns: Iterable[str] | None = None) -> list[Check]:
-    """Checks whose id matches any of ``patterns`` (exact ids or globs like ``grad.*``)."""
+    """Checks matching any of ``patterns``, in suite order.
+
+    A pattern is an exact id, a word that is a substring of ids (``clip``), a glob
+    (``grad.*``) or a ``pytest -k`` style expression (``"grad and not fd"``); see
+    :mod:`grapheme_core.conformance.selection`. A pattern that matches nothing is a
+    ``ValueError`` (so a typo cannot silently run nothing).
+    """
     if patterns is None:
         return list(CHECKS.values())
-    patterns = list(patterns)
-    chosen = []
-    for pattern in patterns:
-        hits = [c for c in CHECKS if fnmatch.fnmatchcase(c, pattern)]
+    chosen: set[str] = set()
+    for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
+        if pattern in CHECKS:
+            chosen.add(pattern)
+            continue
+        predicate = compile_pattern(pattern)
+        hits = [c for c in CHECKS if predicate(c)]
         if not hits:
             raise ValueError(
                 f"no conformance check matches {pattern!r}; known ids: {', '.join(CHECKS)}"
             )
-        chosen += [h for h in hits if h not in chosen]
+        chosen.update(hits)
     return [CHECKS[c] for c in CHECKS if c in chosen]
 
 
@@ -181,6 +214,10 @@ def _backend_load(ctx: Context) -> None:
         f"backend.api_version is {version!r}; this grapheme speaks kernel API {API_VERSION}",
     )
     require(isinstance(b, Backend), "backend does not satisfy grapheme_core.Backend")
+    try:
+        backend_capabilities(b)
+    except ValueError as exc:
+        raise CheckFailure(f"backend.capabilities is invalid: {exc}") from None
 
 
 # -- initialisation --------------------------------------------------------------------
@@ -333,7 +370,11 @@ def _grad_at_zero(ctx: Context) -> None:
             _grads_vs_oracle(zcase.name, zcase, zcase.x, np.ones((2, 1)), gx)
 
 
-@check("grad.fd", "analytic gradients (float64) equal central finite differences")
+@check(
+    "grad.fd",
+    "analytic gradients (float64) equal central finite differences",
+    requires=("float64",),
+)
 def _grad_fd(ctx: Context) -> None:
     for name in ("chain", "diamond", "multi_edges", "activations", "disconnected", "random_small"):
         case = ctx.case(name, "float64", batch=3)
@@ -864,7 +905,3 @@ def _checkpoint_cross(ctx: Context) -> None:
                     emb.get_parameters()["table"],
                     EXACT,
                 )
-
-
-# Checks of optional capabilities live in their own modules; importing them registers them.
-from . import checks_topology  # noqa: E402, F401

@@ -22,11 +22,8 @@ _REQUIRES = ("candidate_edge_grads",)
 
 
 def _check(check_id: str, title: str) -> Callable:
-    """``@check`` declaring the capability (older ``check`` without ``requires``: plain)."""
-    try:
-        return check(check_id, title, requires=_REQUIRES)
-    except TypeError:
-        return check(check_id, title)
+    """``@check`` for a check of the API 1.1 candidate-gradient kernel."""
+    return check(check_id, title, requires=_REQUIRES)
 
 
 def _candidates(dag: DagNN, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

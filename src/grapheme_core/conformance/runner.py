@@ -11,10 +11,17 @@ One check id per line; blank lines and everything after ``#`` are ignored. An un
 is an error (so a typo cannot silently hide a failure). A listed check that fails is
 reported as ``xfailed`` and does not fail the run; a listed check that passes is reported
 as ``xpassed`` and DOES fail the run (like pytest's strict xfail): remove it from the file.
+
+Outcomes: ``passed``, ``failed``, ``error`` (the check raised), ``skipped`` (the backend
+did not load), ``not_applicable`` (the check needs a capability the backend does not
+declare, see :func:`grapheme_core.backend.backend_capabilities`), ``xfailed``, ``xpassed``.
+The report is the certificate: it names the suite version, grapheme's version and, per
+backend, the plugin's distribution and version, its capabilities and ``N/M passed``.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import platform
@@ -26,18 +33,24 @@ from typing import Any
 
 import attrs
 
-from ..backend import API_VERSION, Backend
-from .checks import CHECKS, Check, Context, select
+from ..backend import API_VERSION, Backend, backend_capabilities
+from ..guards import BackendResultError
+from .checks import CHECKS, DTYPES, Check, Context, select
+from .suite import SUITE_VERSION, load_check_modules
 from .tolerances import CheckFailure
 
-PASSED, FAILED, ERROR, SKIPPED, XFAILED, XPASSED = (
+load_check_modules()
+
+PASSED, FAILED, ERROR, SKIPPED, NOT_APPLICABLE, XFAILED, XPASSED = (
     "passed",
     "failed",
     "error",
     "skipped",
+    "not_applicable",
     "xfailed",
     "xpassed",
 )
+OUTCOMES = (PASSED, FAILED, ERROR, SKIPPED, NOT_APPLICABLE, XFAILED, XPASSED)
 #: outcomes that make a run fail
 BAD_OUTCOMES = frozenset({FAILED, ERROR, XPASSED})
 LOAD_CHECK = "backend.load"
@@ -45,9 +58,11 @@ LOAD_CHECK = "backend.load"
 
 @attrs.frozen
 class CheckResult:
+    """The outcome of one check on one backend (see the module docs for the outcomes)."""
+
     backend: str
     check: str
-    outcome: str  # passed | failed | error | skipped | xfailed | xpassed
+    outcome: str  # one of OUTCOMES
     message: str = ""
     error: float | None = None  # worst absolute error found, when a value was wrong
     ratio: float | None = None  # worst error / allowed error (> 1 is out of tolerance)
@@ -68,10 +83,14 @@ class CheckResult:
 
 @attrs.frozen
 class ConformanceReport:
+    """Every result of a run, with what the certificate says about each backend."""
+
     results: tuple[CheckResult, ...]
     #: backend label -> why it could not be loaded
     load_errors: Mapping[str, str] = attrs.field(factory=dict)
     backends: tuple[str, ...] = ()
+    #: backend label -> {"plugin", "distribution", "version", "capabilities"}
+    origins: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -86,11 +105,20 @@ class ConformanceReport:
         return 0 if self.ok else 1
 
     def counts(self, backend: str | None = None) -> dict[str, int]:
-        out = dict.fromkeys((PASSED, FAILED, ERROR, SKIPPED, XFAILED, XPASSED), 0)
+        """How many results of each outcome (for one backend, or all)."""
+        out = dict.fromkeys(OUTCOMES, 0)
         for r in self.results:
             if backend is None or r.backend == backend:
                 out[r.outcome] += 1
         return out
+
+    def passed_line(self, backend: str) -> str:
+        """``"N/M passed"``: passes out of the checks that apply to ``backend`` (checks
+        needing a capability it lacks are not counted in M), plus the other outcomes."""
+        c = self.counts(backend)
+        applicable = sum(c.values()) - c[NOT_APPLICABLE]
+        rest = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in c.items() if n and k != PASSED)
+        return f"{c[PASSED]}/{applicable} passed" + (f" ({rest})" if rest else "")
 
     def failures(self) -> list[CheckResult]:
         return [r for r in self.results if not r.ok]
@@ -106,7 +134,8 @@ class ConformanceReport:
 
         return {
             "format": "grapheme-conformance-report",
-            "format_version": 1,
+            "format_version": 2,
+            "suite_version": SUITE_VERSION,
             "grapheme_version": __version__,
             "kernel_api": API_VERSION,
             "python": platform.python_version(),
@@ -117,6 +146,8 @@ class ConformanceReport:
                 b: {
                     "loaded": b not in self.load_errors,
                     "load_error": self.load_errors.get(b),
+                    **_origin_json(self.origins.get(b)),
+                    "passed": self.passed_line(b).split(" ", 1)[0],
                     "summary": self.counts(b),
                 }
                 for b in self.backends
@@ -127,27 +158,21 @@ class ConformanceReport:
     def format(self, verbose: bool = False) -> str:
         """A human-readable table: one line per check (failures with their message)."""
         lines: list[str] = []
-        marks = {
-            PASSED: "PASS ",
-            FAILED: "FAIL ",
-            ERROR: "ERROR",
-            SKIPPED: "SKIP ",
-            XFAILED: "XFAIL",
-            XPASSED: "XPASS",
-        }
         for b in self.backends:
-            lines.append(f"grapheme conformance: backend {b!r}")
+            lines.append(f"grapheme conformance {SUITE_VERSION}: backend {b!r}")
+            origin = self.origins.get(b)
+            if origin:
+                lines.append("  " + describe_origin(origin))
             if b in self.load_errors:
                 lines.append(f"  could not load: {self.load_errors[b]}")
             for r in (r for r in self.results if r.backend == b):
                 if r.outcome == SKIPPED and b in self.load_errors and not verbose:
                     continue
-                lines.append(f"  {marks[r.outcome]} {r.check:<34} {r.duration_s:6.2f}s")
-                if r.message and (r.outcome != PASSED):
+                lines.append(result_line(r))
+                if r.message and (r.outcome not in (PASSED, NOT_APPLICABLE) or verbose):
                     for part in r.message.splitlines():
                         lines.append(f"        {part}")
-            c = self.counts(b)
-            lines.append("  " + _summary_line(c))
+            lines.append(f"  {b}: {self.passed_line(b)}")
         lines.append("total: " + _summary_line(self.counts()) + f" -> exit {self.exit_code}")
         return "\n".join(lines)
 
@@ -158,8 +183,77 @@ class ConformanceReport:
         return path
 
 
+#: the mark of each outcome in the human-readable table
+MARKS = {
+    PASSED: "PASS ",
+    FAILED: "FAIL ",
+    ERROR: "ERROR",
+    SKIPPED: "SKIP ",
+    NOT_APPLICABLE: "N/A  ",
+    XFAILED: "XFAIL",
+    XPASSED: "XPASS",
+}
+
+
+def result_line(r: CheckResult) -> str:
+    """One line of the table: mark, check id, duration."""
+    return f"  {MARKS[r.outcome]} {r.check:<34} {r.duration_s:6.2f}s"
+
+
+def describe_origin(origin: Mapping[str, Any]) -> str:
+    """``plugin 'x' from distribution d 1.2; capabilities: float64`` (one line)."""
+    dist = origin.get("distribution")
+    where = f"distribution {dist} {origin.get('version')}" if dist else "no installed distribution"
+    caps = ", ".join(origin.get("capabilities") or ()) or "none"
+    return f"plugin {origin.get('plugin')!r} from {where}; capabilities: {caps}"
+
+
+def _origin_json(origin: Mapping[str, Any] | None) -> dict[str, Any]:
+    origin = origin or {}
+    caps = origin.get("capabilities")
+    return {
+        "plugin": origin.get("plugin"),
+        "distribution": origin.get("distribution"),
+        "distribution_version": origin.get("version"),
+        "capabilities": None if caps is None else sorted(caps),
+    }
+
+
 def _summary_line(c: Mapping[str, int]) -> str:
-    return ", ".join(f"{n} {k}" for k, n in c.items() if n) or "no checks"
+    return ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in c.items() if n) or "no checks"
+
+
+def backend_origin(label: str, backend: Backend | None) -> dict[str, Any]:
+    """Where a backend comes from, for the certificate: the plugin (entry-point) name, the
+    installed distribution that provides it and its version (from the package metadata,
+    via the ``grapheme.backends`` entry point), and the backend's capabilities.
+
+    A plugin registered with ``register_plugin`` has no entry point: the distribution is
+    then the one that ships the backend class's top-level package, if any.
+    """
+    from ..hookspecs import ENTRY_POINT_GROUP
+    from ..registry import list_backends
+
+    plugin = next((r.plugin for r in list_backends() if r.name == label), None)
+    dist = version = None
+    if plugin is not None:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == plugin and ep.dist is not None:
+                dist, version = ep.dist.name, ep.dist.version
+                break
+    if dist is None and backend is not None:
+        top = type(backend).__module__.split(".", 1)[0]
+        names = importlib.metadata.packages_distributions().get(top) or []
+        if names:
+            dist = names[0]
+            version = importlib.metadata.version(dist)
+    caps: list[str] | None = None
+    if backend is not None:
+        try:
+            caps = sorted(backend_capabilities(backend))
+        except ValueError:
+            caps = None
+    return {"plugin": plugin, "distribution": dist, "version": version, "capabilities": caps}
 
 
 # -- expected failures ---------------------------------------------------------------------
@@ -242,7 +336,27 @@ def run_check(
                 label, chk.id, SKIPPED, f"backend {label!r} could not be loaded (see {LOAD_CHECK})"
             )
         return _expect(result, expected_failure)
-    ctx = Context(instance, label)
+    try:
+        caps = backend_capabilities(instance)
+    except ValueError as exc:
+        if chk.id != LOAD_CHECK:
+            return _expect(
+                CheckResult(label, chk.id, SKIPPED, f"{exc} (see {LOAD_CHECK})"),
+                expected_failure,
+            )
+        caps = frozenset()
+    missing = [c for c in chk.requires if c not in caps]
+    if missing:
+        return CheckResult(
+            label,
+            chk.id,
+            NOT_APPLICABLE,
+            f"{chk.id} needs the backend capability {', '.join(missing)}, which backend "
+            f"{label!r} does not declare",
+        )
+    dtypes = tuple(d for d in DTYPES if d != "float64" or "float64" in caps)
+    ctx = Context(instance, label, dtypes, caps)
+    note = "" if dtypes == DTYPES else "ran for float32 only: the backend lacks float64"
     start = time.perf_counter()
     try:
         chk(ctx)
@@ -255,6 +369,8 @@ def run_check(
             exc.error,
             exc.ratio,
         )
+    except BackendResultError as exc:  # the core's own guard caught a wrong-shaped result
+        result = CheckResult(label, chk.id, FAILED, f"{chk.id} failed on backend {label!r}: {exc}")
     except Exception as exc:
         tb = "".join(traceback.format_exception(exc)[-6:]).rstrip()
         result = CheckResult(
@@ -264,12 +380,12 @@ def run_check(
             f"{chk.id} raised on backend {label!r}: {type(exc).__name__}: {exc}\n{tb}",
         )
     else:
-        result = CheckResult(label, chk.id, PASSED)
+        result = CheckResult(label, chk.id, PASSED, note)
     return _expect(attrs.evolve(result, duration_s=time.perf_counter() - start), expected_failure)
 
 
 def _expect(result: CheckResult, reason: str | None) -> CheckResult:
-    if reason is None or result.outcome == SKIPPED:
+    if reason is None or result.outcome in (SKIPPED, NOT_APPLICABLE):
         return result
     if result.outcome in (FAILED, ERROR):
         return attrs.evolve(
@@ -290,14 +406,16 @@ def run_conformance(
     checks: Iterable[str] | None = None,
     options: Mapping[str, Any] | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    on_start: Callable[[str, Check, int, int], None] | None = None,
 ) -> ConformanceReport:
     """Run the conformance checks on each backend (names are comma-separable).
 
     ``expected_failures``: a file path (see module docs), ids, or ``{id: reason}``.
-    ``checks``: ids or globs (``"grad.*"``) to run a subset (``backend.load`` always
-    runs). ``options``: keyword options
-    for :func:`grapheme_core.get_backend` (e.g. ``{"device": "cuda"}``). ``on_result`` is
-    called after each check (progress output).
+    ``checks``: ids, substrings, globs (``"grad.*"``) or ``pytest -k`` style expressions
+    to run a subset (see :func:`~grapheme_core.conformance.checks.select`; ``backend.load``
+    always runs). ``options``: keyword options for :func:`grapheme_core.get_backend`
+    (e.g. ``{"device": "cuda"}``). ``on_start(backend, check, k, n)`` is called before
+    the k-th of n checks and ``on_result`` after each (progress output).
     """
     if isinstance(backends, str) or not isinstance(backends, Iterable):
         backends = [backends]
@@ -316,15 +434,20 @@ def run_conformance(
     results: list[CheckResult] = []
     load_errors: dict[str, str] = {}
     labels: list[str] = []
+    origins: dict[str, dict[str, Any]] = {}
+    total = len(names) * len(selected)
     for backend in names:
         instance, label, error = load_backend(backend, options)
         labels.append(label)
+        origins.setdefault(label, backend_origin(label, instance))
         if instance is None:
             load_errors[label] = error or "unknown error"
         for chk in selected:
+            if on_start is not None:
+                on_start(label, chk, len(results) + 1, total)
             target = backend if instance is None else instance
             result = run_check(chk, target, expected_failure=expected.get(chk.id), label=label)
             results.append(result)
             if on_result is not None:
                 on_result(result)
-    return ConformanceReport(tuple(results), load_errors, tuple(labels))
+    return ConformanceReport(tuple(results), load_errors, tuple(labels), origins)

@@ -11,7 +11,7 @@ import pytest
 
 from grapheme_core.conformance import CHECKS, run_check
 from grapheme_core.conformance.plugin import backend_matrix, expected_failures
-from grapheme_core.conformance.runner import ERROR, FAILED, SKIPPED, XPASSED
+from grapheme_core.conformance.runner import ERROR, FAILED, NOT_APPLICABLE, SKIPPED, XPASSED
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -32,7 +32,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_conformance(grapheme_backend: str, grapheme_check: str) -> None:
     result = run_check(grapheme_check, grapheme_backend)
-    if result.outcome == SKIPPED:
-        pytest.skip(result.message)
+    if result.outcome in (SKIPPED, NOT_APPLICABLE):
+        pytest.skip(result.message)  # not applicable: the backend lacks a capability
     if result.outcome in (FAILED, ERROR, XPASSED):
         pytest.fail(result.message, pytrace=False)

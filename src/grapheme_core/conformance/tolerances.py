@@ -1,4 +1,4 @@
-"""The tolerances of the conformance suite and the comparison that turns a mismatch into a message.
+"""The suite's tolerances and the comparison that turns a mismatch into a message.
 
 A value passes when ``|got - want| <= atol + rtol * |want|`` (the rule of
 ``numpy.isclose``), elementwise, with ``want`` computed by the float64 oracle.
