@@ -28,11 +28,13 @@ from grapheme_core import (
     get_backend,
     list_backends,
 )
+from grapheme_train.ask import ask_command
 from grapheme_train.bench import bench
 from grapheme_train.checkpoint import load_training, restore_trainer
 from grapheme_train.conformance_cmd import conformance
 from grapheme_train.data import by_domain
 from grapheme_train.errors import DataError
+from grapheme_train.evaluate_cmd import evaluate_command
 from grapheme_train.loop import EpochLoop
 from grapheme_train.metrics import MetricsWriter, evaluation_json
 from grapheme_train.model import SharedAGIModel
@@ -143,7 +145,15 @@ def _setup(
             settings = merge_settings(given, epochs)
             prepared = prepare_data(data, settings)
             model = SharedAGIModel(prepared.modules, settings.model_config(), backend)
-            return settings, prepared, Trainer(model, prepared.examples, settings.lr)
+            trainer = Trainer(
+                model,
+                prepared.examples,
+                settings.lr,
+                batch_size=settings.batch_size,
+                total_epochs=settings.epochs,
+                seed=settings.seed,
+            )
+            return settings, prepared, trainer
         meta, arrays = load_training(resume)
         settings = merge_settings(given, epochs, meta["run"])
         modules = [module_from_config(m) for m in meta["model"]["modules"]]
@@ -168,7 +178,12 @@ def _log_epochs(total: int, log_every: int) -> int:
 
 
 def _header(
-    say: _Console, backend: Any, device: str | None, settings: RunSettings, trainer: Trainer
+    say: _Console,
+    backend: Any,
+    device: str | None,
+    settings: RunSettings,
+    trainer: Trainer,
+    prepared: PreparedData,
 ) -> None:
     model = trainer.model
     sizes = model.describe()
@@ -177,13 +192,16 @@ def _header(
         + (f" ({device})" if device else "")
         + f", {settings.dtype}, seed {settings.seed}, {settings.optimizer} lr {settings.lr:g}, "
         f"{settings.epochs} epoch{'s' if settings.epochs != 1 else ''}",
-        f"model: {sizes['inputs']} inputs -> {sizes['hidden']} shared trunk -> "
+        f"model: {sizes['inputs']} inputs -> {sizes['encoder']} encoder -> {sizes['hidden']} "
+        f"shared trunk ({sizes['trunk_layers']} layers) -> "
         f"{sizes['outputs']} outputs; {sizes['edges']} edges, {sizes['parameters']} parameters "
         f"(embedding {model.embedding.vocab_size}x{model.embedding.dim})",
         "",
     )
     counts = {d: len(v) for d, v in by_domain(trainer.examples).items()}
     say("brain slices", *slice_table(model, counts), "")
+    for note in prepared.notes:
+        say(f"note: {note}")
 
 
 def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, DomainScore]]:
@@ -201,7 +219,7 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
 @click.option(
     "--epochs",
     type=click.IntRange(min=0),
-    default=100,
+    default=10,
     show_default=True,
     help="Train until this epoch (a resumed run continues up to it).",
 )
@@ -210,7 +228,7 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
     type=click.FloatRange(min=0, min_open=True),
     callback=_finite_lr,
     metavar="RATE",
-    help="Learning rate [default: 0.01].",
+    help="Peak learning rate of the cosine schedule [default: 0.01].",
 )
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="[default: adam]")
 @click.option(
@@ -219,7 +237,7 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
     help="Seed of parameters and held-out data [default: 0].",
 )
 @click.option(
-    "--hidden", type=click.IntRange(min=1), help="Nodes in the shared trunk [default: 64]."
+    "--hidden", type=click.IntRange(min=1), help="Nodes per shared trunk layer [default: 128]."
 )
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="[default: float32]")
 @click.option(
@@ -233,7 +251,7 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
     "--heldout",
     type=click.IntRange(min=0),
     metavar="N",
-    help="Held-out examples generated per domain [default: 8].",
+    help="Evaluate at most N held-out examples per domain [default: all of the split].",
 )
 @click.option(
     "--checkpoint",
@@ -299,7 +317,7 @@ def train(
         _check_writable(checkpoint or resume, "--checkpoint" if checkpoint else "--resume")
     bar = Progress(max(epochs - trainer.epoch, 0), enabled=progress and not quiet)
     say = _Console(quiet, as_json, bar)
-    _header(say, backend_obj, device, settings, trainer)
+    _header(say, backend_obj, device, settings, trainer, prepared)
 
     first_epoch = trainer.epoch
     every = _log_epochs(epochs, log_every)
@@ -491,6 +509,8 @@ def _summary(
         "final_loss": last,
         "loss_ratio": (last / first) if first and last is not None else None,
         "final_domain_loss": dict(history[-1].domain_loss) if history else None,
+        "gradient_share": trainer.gradient_share(),
+        "notes": list(prepared.notes),
         "evaluation": evaluation_json(evaluation),
     }
 
@@ -558,6 +578,8 @@ def plot(metrics: Path, output: Path) -> None:
 
 cli.add_command(conformance)
 cli.add_command(bench)
+cli.add_command(ask_command)
+cli.add_command(evaluate_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
