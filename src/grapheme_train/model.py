@@ -60,7 +60,7 @@ class ModelConfig:
     embedding_dim: int = attrs.field(default=8, validator=_positive)
     vocab_size: int = attrs.field(default=128, validator=_positive)
     activation: str = attrs.field(
-        default="relu", converter=lambda a: Activation.parse(a).name.lower()
+        default="leaky_relu", converter=lambda a: Activation.parse(a).name.lower()
     )
     dtype: str = attrs.field(default="float32", validator=attrs.validators.in_(_DTYPES))
     seed: int = 0

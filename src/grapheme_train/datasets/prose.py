@@ -22,7 +22,7 @@ from grapheme_train.inputs import TextInput
 
 __all__ = ["CONTEXT", "HELDOUT_SHARE", "clean", "split", "topics", "windows"]
 
-CONTEXT = 16
+CONTEXT = 8
 HELDOUT_SHARE = 0.15
 TRAIN_WINDOWS = 16000
 HELDOUT_WINDOWS = 2000

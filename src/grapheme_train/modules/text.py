@@ -26,7 +26,7 @@ class TextModule(DomainModule):
     """Free text, continued one character at a time."""
 
     name: ClassVar[str] = "text"
-    context: int = 16
+    context: int = 8
 
     @property
     def char_slots(self) -> CharSlots:
