@@ -59,13 +59,30 @@ def restore_trainer(
     examples: Sequence[Example],
     backend: str | Backend | None = None,
     path: str | Path = "checkpoint",
+    **trainer_options: Any,
 ) -> Trainer:
-    """The trainer saved in a checkpoint, on ``backend``, over ``examples``."""
+    """The trainer saved in a checkpoint, on ``backend``, over ``examples``.
+
+    ``trainer_options`` (e.g. ``hooks=``, ``shard=``) go to :class:`Trainer`; saved hook
+    states are handed to the hooks."""
     try:
         model = SharedAGIModel.from_state(meta["model"], arrays, backend=backend)
         state = meta["trainer"]
         history = [EpochRecord.from_json(r) for r in state["history"]]
-        return Trainer(model, examples, state["lr"], epoch=int(state["epoch"]), history=history)
+        trainer = Trainer(
+            model,
+            examples,
+            state["lr"],
+            epoch=int(state["epoch"]),
+            history=history,
+            batch_size=int(state.get("batch_size", 256)),
+            total_epochs=state.get("total_epochs"),
+            min_lr_ratio=float(state.get("min_lr_ratio", 0.05)),
+            seed=int(state.get("seed", 0)),
+            **trainer_options,
+        )
+        trainer.load_hook_states(state.get("hooks", {}))
+        return trainer
     except (RecursionError, MemoryError, Exception) as exc:
         raise CheckpointError(
             f"{path}: inconsistent contents ({type(exc).__name__}: {exc})"

@@ -31,6 +31,7 @@ from grapheme_core import (
 )
 from grapheme_core.registry import name_source, resolve_name
 from grapheme_train import jsonout
+from grapheme_train.ask import ask_command
 from grapheme_train.bench import bench
 from grapheme_train.bench_sparse import bench_sparse
 from grapheme_train.checkpoint import load_training, restore_trainer
@@ -44,6 +45,7 @@ from grapheme_train.conformance_cmd import conformance
 from grapheme_train.data import by_domain
 from grapheme_train.distributed.cli_support import ARGV_KEY, data_parallel_run
 from grapheme_train.errors import DataError
+from grapheme_train.evaluate_cmd import evaluate_command
 from grapheme_train.loop import EpochLoop
 from grapheme_train.metrics import MetricsWriter, evaluation_json
 from grapheme_train.model import SharedAGIModel
@@ -202,7 +204,15 @@ def _setup(
             settings = merge_settings(given, epochs)
             prepared = prepare_data(data, settings)
             model = SharedAGIModel(prepared.modules, settings.model_config(), backend)
-            return settings, prepared, Trainer(model, prepared.examples, settings.lr)
+            trainer = Trainer(
+                model,
+                prepared.examples,
+                settings.lr,
+                batch_size=settings.batch_size,
+                total_epochs=settings.epochs,
+                seed=settings.seed,
+            )
+            return settings, prepared, trainer
         meta, arrays = loaded
         settings = merge_settings(given, epochs, meta["run"])
         modules = [module_from_config(m) for m in meta["model"]["modules"]]
@@ -227,7 +237,12 @@ def _log_epochs(total: int, log_every: int) -> int:
 
 
 def _header(
-    say: _Console, backend: Any, device: str | None, settings: RunSettings, trainer: Trainer
+    say: _Console,
+    backend: Any,
+    device: str | None,
+    settings: RunSettings,
+    trainer: Trainer,
+    prepared: PreparedData,
 ) -> None:
     model = trainer.model
     sizes = model.describe()
@@ -236,13 +251,16 @@ def _header(
         + (f" ({device})" if device else "")
         + f", {settings.dtype}, seed {settings.seed}, {settings.optimizer} lr {settings.lr:g}, "
         f"{settings.epochs} epoch{'s' if settings.epochs != 1 else ''}",
-        f"model: {sizes['inputs']} inputs -> {sizes['hidden']} shared trunk -> "
+        f"model: {sizes['inputs']} inputs -> {sizes['encoder']} encoder -> {sizes['hidden']} "
+        f"shared trunk ({sizes['trunk_layers']} layers) -> "
         f"{sizes['outputs']} outputs; {sizes['edges']} edges, {sizes['parameters']} parameters "
         f"(embedding {model.embedding.vocab_size}x{model.embedding.dim})",
         "",
     )
     counts = {d: len(v) for d, v in by_domain(trainer.examples).items()}
     say("brain slices", *slice_table(model, counts), "")
+    for note in prepared.notes:
+        say(f"note: {note}")
 
 
 def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, DomainScore]]:
@@ -278,15 +296,14 @@ def _topology(trainer: Any, topology: str | None, density, update_every, seed: i
 @click.option(
     "--epochs",
     type=click.IntRange(min=0),
-    help="Train until this epoch [default: 100]; required with --resume (which continues "
-    "up to it).",
+    help="Train until this epoch [default: 10]; required with --resume (which continues up to it).",
 )
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
     callback=_finite_lr,
     metavar="RATE",
-    help="Learning rate [default: 0.01].",
+    help="Peak learning rate of the cosine schedule [default: 0.01].",
 )
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="[default: adam]")
 @click.option(
@@ -298,7 +315,7 @@ def _topology(trainer: Any, topology: str | None, density, update_every, seed: i
     "--hidden",
     type=click.IntRange(min=1),
     callback=within_limit("hidden"),
-    help="Nodes in the shared trunk [default: 64].",
+    help="Nodes per shared trunk layer [default: 128].",
 )
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="[default: float32]")
 @click.option(
@@ -313,7 +330,7 @@ def _topology(trainer: Any, topology: str | None, density, update_every, seed: i
     type=click.IntRange(min=0),
     callback=within_limit("heldout"),
     metavar="N",
-    help="Held-out examples generated per domain [default: 8].",
+    help="Evaluate at most N held-out examples per domain [default: all of the split].",
 )
 @click.option(
     "--checkpoint",
@@ -414,7 +431,7 @@ def train(
         _check_writable(checkpoint or resume, "--checkpoint" if checkpoint else "--resume")
     bar = Progress(max(epochs - trainer.epoch, 0), enabled=progress and not quiet)
     say = _Console(quiet, as_json, bar)
-    _header(say, backend_obj, device, settings, trainer)
+    _header(say, backend_obj, device, settings, trainer, prepared)
     if notes:
         say(*(f"note: {n}" for n in notes), "")
 
@@ -615,6 +632,8 @@ def _summary(
         "final_loss": last,
         "loss_ratio": (last / first) if first and last is not None else None,
         "final_domain_loss": dict(history[-1].domain_loss) if history else None,
+        "gradient_share": trainer.gradient_share(),
+        "notes": list(prepared.notes),
         "evaluation": evaluation_json(evaluation),
     }
 
@@ -709,6 +728,8 @@ cli.add_command(conformance)
 cli.add_command(bench)
 cli.add_command(show)
 cli.add_command(bench_sparse)
+cli.add_command(ask_command)
+cli.add_command(evaluate_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,9 +1,12 @@
 """SharedAGIModel: one DagNN shared by every brain, plus the character Embedding.
 
 Layout: the input nodes are the brains' input slices side by side (allocated by
-``CognitiveBrainOrchestrator`` in module order), then a hidden *trunk*, then the output
-slices. Every input node feeds every trunk node and every trunk node feeds every
-output node, so each domain's loss trains the same trunk parameters.
+``CognitiveBrainOrchestrator`` in module order). Each brain's inputs feed its own
+*encoder* layer (``encoder`` nodes); every encoder feeds the first *trunk* layer; the
+``trunk_depth`` trunk layers (``hidden`` nodes each) are chained by trunk-to-trunk edges;
+the last trunk layer feeds every output slice. So every brain's gradient reaches every
+trunk parameter (see :meth:`SharedAGIModel.gradient_share`). A brain whose module asks
+for it (the time series) also has direct input -> output edges.
 
 Training one brain on a batch::
 
@@ -51,11 +54,13 @@ def _positive(_inst: object, attr: attrs.Attribute, value: int) -> None:
 class ModelConfig:
     """Hyper-parameters of the shared model (everything but the modules' sizes)."""
 
-    hidden: int = attrs.field(default=64, validator=_positive)
+    hidden: int = attrs.field(default=128, validator=_positive)
+    trunk_depth: int = attrs.field(default=2, validator=_positive)
+    encoder: int = attrs.field(default=64, validator=_positive)
     embedding_dim: int = attrs.field(default=8, validator=_positive)
     vocab_size: int = attrs.field(default=128, validator=_positive)
     activation: str = attrs.field(
-        default="tanh", converter=lambda a: Activation.parse(a).name.lower()
+        default="leaky_relu", converter=lambda a: Activation.parse(a).name.lower()
     )
     dtype: str = attrs.field(default="float32", validator=attrs.validators.in_(_DTYPES))
     seed: int = 0
@@ -77,6 +82,7 @@ class SharedAGIModel:
         *,
         dag: DagNN | None = None,
         embedding: Embedding | None = None,
+        layers: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config = config or ModelConfig()
         if not modules:
@@ -100,7 +106,9 @@ class SharedAGIModel:
             dtype=config.dtype,
             optimizer=config.optimizer,
         )
-        self.dag = dag or self._build_dag(backend)
+        if dag is None:
+            dag, layers = self._build_dag(backend)
+        self.dag = dag
         self._check_layout()
         inputs, outputs = self.dag.input_nodes, self.dag.output_nodes
         self.input_node_ids: dict[str, list[NodeId]] = {
@@ -109,12 +117,18 @@ class SharedAGIModel:
         self.output_node_ids: dict[str, list[NodeId]] = {
             b: outputs[s.output_range.start : s.output_range.stop] for b, s in self.slices.items()
         }
-        self.trunk_node_ids: list[NodeId] = self.dag.hidden_nodes
+        if layers is None:
+            layers = self._derived_layers()
+        self.encoder_node_ids: dict[str, list[NodeId]] = {
+            b: [int(n) for n in ids] for b, ids in layers["encoders"].items()
+        }
+        self._trunk: list[np.ndarray] = [np.asarray(t, dtype=np.int64) for t in layers["trunk"]]
+        self.trunk_node_ids: list[NodeId] = [int(n) for t in self._trunk for n in t]
         self._pending: dict[str, tuple[np.ndarray, Sequence[InputEncoding] | None]] = {}
         self._last: tuple[dict[str, Sequence[InputEncoding] | None], np.ndarray] | None = None
 
     # -- construction ------------------------------------------------------------------
-    def _build_dag(self, backend: str | Backend | None) -> DagNN:
+    def _build_dag(self, backend: str | Backend | None) -> tuple[DagNN, dict[str, Any]]:
         cfg = self.config
         dag = DagNN(
             backend=self.embedding.backend if backend is None else backend,
@@ -123,11 +137,49 @@ class SharedAGIModel:
             optimizer=cfg.optimizer,
         )
         ins = dag.add_nodes(self.n_inputs, "input")
-        trunk = dag.add_nodes(cfg.hidden, "hidden", cfg.activation)
+        encoders = {b: dag.add_nodes(cfg.encoder, "hidden", cfg.activation) for b in self.slices}
+        trunk = [
+            dag.add_nodes(cfg.hidden, "hidden", cfg.activation) for _ in range(cfg.trunk_depth)
+        ]
         outs = dag.add_nodes(self.n_outputs, "output", Activation.LINEAR)
-        dag.add_edges(np.repeat(ins, cfg.hidden), np.tile(trunk, self.n_inputs))
-        dag.add_edges(np.repeat(trunk, self.n_outputs), np.tile(outs, cfg.hidden))
-        return dag
+
+        def dense(src: np.ndarray, dst: np.ndarray) -> None:
+            dag.add_edges(np.repeat(src, len(dst)), np.tile(dst, len(src)))
+
+        for b, sl in self.slices.items():
+            r, o = sl.input_range, sl.output_range
+            dense(ins[r.start : r.stop], encoders[b])
+            dense(encoders[b], trunk[0])
+            if self.modules[b].linear_skip:
+                dense(ins[r.start : r.stop], outs[o.start : o.stop])
+        for a, b in zip(trunk, trunk[1:], strict=False):
+            dense(a, b)
+        dense(trunk[-1], outs)
+        layers = {
+            "encoders": {b: e.tolist() for b, e in encoders.items()},
+            "trunk": [t.tolist() for t in trunk],
+        }
+        return dag, layers
+
+    def _derived_layers(self) -> dict[str, Any]:
+        """Layer ids of a DagNN built by :meth:`_build_dag` (hidden nodes in build order)."""
+        hidden = np.asarray(self.dag.hidden_nodes, dtype=np.int64)
+        enc, width = self.config.encoder, self.config.hidden
+        encoders = {b: hidden[i * enc : (i + 1) * enc].tolist() for i, b in enumerate(self.slices)}
+        start = enc * len(self.slices)
+        trunk = [
+            hidden[start + i * width : start + (i + 1) * width].tolist()
+            for i in range(self.config.trunk_depth)
+        ]
+        return {"encoders": encoders, "trunk": trunk}
+
+    def trunk_layers(self) -> list[np.ndarray]:
+        """Node ids of the shared trunk layers, in forward order.
+
+        Every brain's gradient reaches these layers; a topology rule may drop and regrow
+        edges between consecutive layers of this list (and only there).
+        """
+        return [t.copy() for t in self._trunk]
 
     def _check_layout(self) -> None:
         got = (len(self.dag.input_nodes), len(self.dag.output_nodes))
@@ -199,25 +251,31 @@ class SharedAGIModel:
         return self._last[1][:, r.start : r.stop]
 
     # -- gradients -----------------------------------------------------------------------
-    def accumulate_gradients(self, brain: str, targets: np.ndarray) -> np.ndarray:
-        """Add the gradients of the brain's MSE loss; return the per-example losses ``[B]``.
+    def accumulate_gradients(
+        self, brain: str, targets: np.ndarray, *, divisor: float | None = None
+    ) -> np.ndarray:
+        """Add the gradients of the brain's loss; return the per-example losses ``[B]``.
 
-        ``dL/dy = 2 (y - t) / n`` on the brain's ``n`` outputs (zero on every other
-        output), back-propagated through the DagNN; the input gradients of staged
-        encodings flow into the Embedding rows they used.
+        The loss is the brain's head loss (softmax cross-entropy per slot for characters
+        and labels, MSE for numbers; ``targets`` from ``module.encode_answers``), summed
+        over the batch and divided by ``divisor`` (default: the batch size, i.e. the
+        mean). It is back-propagated through the DagNN (zero on every other output) and
+        the input gradients of staged encodings flow into the Embedding rows they used.
         """
         y = self.read_from_slice(brain)
-        t = np.asarray(targets, dtype=np.float64)
-        if t.shape != y.shape:
-            raise ShapeError(f"targets for {brain!r} must have shape {y.shape}, got {t.shape}")
         assert self._last is not None
-        err = y - t
-        n = err.shape[1]
+        losses, g = self.modules[brain].loss(y, targets)
         grad = np.zeros_like(self._last[1])
         r = self.slices[brain].output_range
-        grad[:, r.start : r.stop] = 2.0 * err / n
+        grad[:, r.start : r.stop] = g / (len(y) if divisor is None else divisor)
+        self._backward(grad, self._last[0])
+        return losses
+
+    def _backward(
+        self, grad: np.ndarray, staged: Mapping[str, Sequence[InputEncoding] | None]
+    ) -> None:
         grad_x = self.dag.backward_accumulate(grad)
-        for written, encodings in self._last[0].items():
+        for written, encodings in staged.items():
             if encodings:
                 ir = self.slices[written].input_range
                 rows, row_grads = self.modules[written].embedding_gradients(
@@ -225,7 +283,72 @@ class SharedAGIModel:
                 )
                 if rows.size:
                     self.embedding.backward(rows, row_grads)
-        return (err**2).mean(axis=1)
+
+    def accumulate_mixed(
+        self, parts: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], divisor: float
+    ) -> dict[str, np.ndarray]:
+        """One forward/backward over rows of several brains at once (a mixed minibatch).
+
+        ``parts``: ``(brain, chars [b, S], features [b, F], targets)`` per brain; each row
+        fills only its brain's input slice and its loss only reaches its brain's outputs.
+        The summed loss is divided by ``divisor`` (the global batch size). Returns each
+        brain's per-example losses.
+        """
+        x = np.zeros((sum(len(p[2]) for p in parts), self.n_inputs))
+        row = 0
+        spans = []
+        for brain, chars, feats, _ in parts:
+            module, ir = self.modules[brain], self.slices[brain].input_range
+            width = module.char_slots.width(self.embedding.dim)
+            block = x[row : row + len(feats), ir.start : ir.stop]
+            if width:
+                block[:, :width] = module.char_slots.embed(chars, self.embedding)
+            block[:, width:] = feats
+            spans.append((row, row + len(feats)))
+            row += len(feats)
+        y = np.asarray(self.dag.forward(x), dtype=np.float64)
+        grad = np.zeros_like(y)
+        out: dict[str, np.ndarray] = {}
+        for (brain, chars, _, targets), (a, b) in zip(parts, spans, strict=True):
+            r = self.slices[brain].output_range
+            losses, g = self.modules[brain].loss(y[a:b, r.start : r.stop], targets)
+            grad[a:b, r.start : r.stop] = g / divisor
+            out[brain] = losses
+        grad_x = self.dag.backward_accumulate(grad)
+        for (brain, chars, _, _), (a, b) in zip(parts, spans, strict=True):
+            module = self.modules[brain]
+            if module.char_slots.count:
+                ir = self.slices[brain].input_range
+                width = module.char_slots.width(self.embedding.dim)
+                rows, row_grads = module.char_slots.gradients(
+                    chars, grad_x[a:b, ir.start : ir.start + width], self.embedding
+                )
+                if rows.size:
+                    self.embedding.backward(rows, row_grads)
+        self._last = None
+        return out
+
+    def gradient_share(
+        self, samples: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    ) -> dict[str, float]:
+        """Share of the DagNN's parameters (weights and biases) with a non-zero gradient
+        from each brain's batch alone, and from every brain (``"all"``).
+
+        ``samples``: ``brain -> (chars, features, targets)``. Gradients are zeroed before
+        and after, so training state is unchanged.
+        """
+        total = self.dag.num_parameters
+        reached: dict[str, np.ndarray] = {}
+        self.zero_grad()
+        for brain, (chars, feats, targets) in samples.items():
+            self.accumulate_mixed([(brain, chars, feats, targets)], max(len(feats), 1))
+            g = self.dag.get_gradients()
+            reached[brain] = np.concatenate([g["weight"], g["bias"]]) != 0
+            self.zero_grad()
+        share = {b: float(m.sum() / total) for b, m in reached.items()}
+        if reached:
+            share["all"] = float(np.logical_and.reduce(list(reached.values())).sum() / total)
+        return share
 
     backward_accumulate = accumulate_gradients
 
@@ -267,7 +390,8 @@ class SharedAGIModel:
         self.write_to_slice(brain, self.encode(brain, inputs))
         self.forward()
         outputs = self.read_from_slice(brain)
-        return self.modules[brain].decode_answers(outputs), outputs
+        module = self.modules[brain]
+        return module.decode_answers(outputs, self.encode(brain, inputs)), outputs
 
     # -- persistence ---------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -279,6 +403,10 @@ class SharedAGIModel:
             "modules": [module_config(m) for m in self.modules.values()],
             "dag": dag_meta,
             "embedding": emb_meta,
+            "layers": {
+                "encoders": self.encoder_node_ids,
+                "trunk": [t.tolist() for t in self._trunk],
+            },
         }
         arrays = {f"dag.{k}": v for k, v in dag_arrays.items()}
         arrays.update({f"embedding.{k}": v for k, v in emb_arrays.items()})
@@ -300,13 +428,15 @@ class SharedAGIModel:
         modules = [module_from_config(m) for m in meta["modules"]]
         dag = DagNN.from_state(meta["dag"], part("dag."), backend=backend)
         embedding = Embedding.from_state(meta["embedding"], part("embedding."), backend=backend)
-        return cls(modules, config, dag=dag, embedding=embedding)
+        return cls(modules, config, dag=dag, embedding=embedding, layers=meta.get("layers"))
 
     def describe(self) -> dict[str, int]:
         """Sizes: nodes, edges, parameters (DagNN + Embedding)."""
         return {
             "inputs": self.n_inputs,
             "hidden": len(self.trunk_node_ids),
+            "trunk_layers": len(self._trunk),
+            "encoder": sum(len(e) for e in self.encoder_node_ids.values()),
             "outputs": self.n_outputs,
             "nodes": self.dag.node_count,
             "edges": self.dag.edge_count,

@@ -13,14 +13,12 @@ import attrs
 
 from grapheme_train.data import (
     Example,
-    builtin_examples,
     check_examples,
     fingerprint,
-    heldout_examples,
     load_jsonl,
-    resolve_examples,
     route_examples,
 )
+from grapheme_train.datasets import load_splits
 from grapheme_train.errors import GraphemeTrainError
 from grapheme_train.model import ModelConfig
 from grapheme_train.modules import DomainModule, default_modules, fit_modules
@@ -40,16 +38,17 @@ __all__ = [
     "prepare_data",
 ]
 
-DEFAULT_EPOCHS = 100
+DEFAULT_EPOCHS = 10
 """``--epochs`` of a fresh run when none is given."""
 
 DEFAULTS: dict[str, Any] = {
     "lr": 0.01,
     "optimizer": "adam",
     "seed": 0,
-    "hidden": 64,
+    "hidden": 128,
     "dtype": "float32",
-    "heldout": 8,
+    "heldout": None,
+    "batch_size": 256,
 }
 """Defaults of the settings that a resumed run must share with its checkpoint."""
 
@@ -68,7 +67,8 @@ class RunSettings:
     seed: int
     hidden: int
     dtype: str
-    heldout: int
+    heldout: int | None
+    batch_size: int = 256
     threshold: float = 0.5
 
     def model_config(self) -> ModelConfig:
@@ -211,6 +211,7 @@ class PreparedData:
     modules: tuple[DomainModule, ...]
     router: CognitiveRouter = attrs.field(eq=False)
     fingerprint: str
+    notes: tuple[str, ...] = ()
 
 
 def prepare_data(
@@ -218,18 +219,22 @@ def prepare_data(
     settings: RunSettings,
     modules: Sequence[DomainModule] | None = None,
 ) -> PreparedData:
-    """Built-in examples plus ``--data`` files, routed and checked before any training.
+    """The datasets' training split plus ``--data`` files, routed and checked before any
+    training, and the held-out split (at most ``settings.heldout`` per domain).
 
     Without ``modules`` (a fresh run) the modules are sized to fit the data; with them
     (a resume) the data must fit them. Any problem raises ``DataError`` (file:line).
     """
-    examples: list[Example] = list(builtin_examples())
+    splits = load_splits(settings.seed, settings.heldout)
+    examples: list[Example] = []
     for path in data_files:
         examples += load_jsonl(path)
     scoring = CognitiveRouter(settings.threshold, modules or default_modules())
-    routed = route_examples(examples, scoring)
+    # The datasets' examples are labelled and right by construction; only files are checked.
+    user = route_examples(examples, scoring)
+    routed = (*splits.train, *user)
     fitted = tuple(modules) if modules is not None else fit_modules(routed)
     router = CognitiveRouter(settings.threshold, fitted)
-    check_examples(routed, router)
-    heldout = resolve_examples(heldout_examples(settings.seed, settings.heldout), router)
-    return PreparedData(routed, heldout, fitted, router, fingerprint(routed))
+    check_examples(user, router)
+    heldout = splits.heldout
+    return PreparedData(routed, heldout, fitted, router, fingerprint(routed), splits.notes)

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from grapheme_train.inputs import Input, TextInput
+from grapheme_train.inputs import ImageInput, Input, TextInput
 from grapheme_train.modules.base import DomainModule, InputEncoding
 from grapheme_train.modules.math import MathModule
 from grapheme_train.modules.text import TextModule
@@ -51,31 +51,36 @@ class _Labelled(Protocol):
 
 
 def fit_modules(examples: Iterable[_Labelled]) -> tuple[DomainModule, ...]:
-    """Default modules, enlarged where the (routed) examples need more slots.
+    """Default modules, enlarged where the (routed) examples need more room.
 
-    Sizes never shrink below the defaults, so the built-in and held-out sets always fit.
+    Math answer places and expression slots, series length and image size never shrink
+    below the defaults; the vision labels are the defaults plus every training label.
     """
     need: dict[str, dict[str, int]] = {d: {} for d in DOMAINS}
+    labels: set[str] = set()
 
     def grow(domain: str, field: str, value: int) -> None:
         need[domain][field] = max(need[domain].get(field, 0), value)
 
     for ex in examples:
-        if ex.domain not in need:
-            continue
-        grow(ex.domain, "answer_slots", len(ex.answer))
         inp = ex.input
-        if ex.domain in ("math", "text") and isinstance(inp, TextInput):
-            text = "".join(inp.text.split()) if ex.domain == "math" else inp.text.strip()
-            grow(ex.domain, "max_chars", len(text))
+        if ex.domain == "math" and isinstance(inp, TextInput):
+            grow("math", "answer_slots", len(ex.answer))
+            grow("math", "max_chars", len("".join(inp.text.split())))
         elif ex.domain == "timeseries":
             values = sequence_values(inp)
             if values is not None:
-                grow(ex.domain, "max_len", len(values))
+                grow("timeseries", "max_len", len(values))
+        elif ex.domain == "vision" and isinstance(inp, ImageInput):
+            grow("vision", "rows", inp.height)
+            grow("vision", "cols", inp.width)
+            labels.add(ex.answer)
     modules = []
     for domain, cls in _TYPES.items():
         defaults = cls()
-        sizes = {k: max(v, getattr(defaults, k)) for k, v in need[domain].items()}
+        sizes: dict[str, Any] = {k: max(v, getattr(defaults, k)) for k, v in need[domain].items()}
+        if domain == "vision":
+            sizes["labels"] = tuple(sorted(set(defaults.labels) | labels))  # type: ignore[attr-defined]
         modules.append(attrs.evolve(defaults, **sizes))  # type: ignore[misc]
     return tuple(modules)
 

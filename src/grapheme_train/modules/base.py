@@ -8,8 +8,10 @@ A module does three jobs for its brain:
    into ``[B, input_size(dim)]`` activations for the brain's input slice, looking the
    characters up in the shared Embedding at that moment (so training the Embedding
    changes the inputs); ``embedding_gradients`` maps input gradients back to rows.
-3. ``encode_answer`` / ``decode_answers``: answer text <-> output-slice activations
-   through an :class:`~grapheme_train.codec.AnswerCodec`.
+3. ``encode_answers`` / ``decode_answers`` / ``loss``: answer text <-> training
+   targets and outputs -> answers, through the module's output head
+   (:mod:`grapheme_train.heads`), which also owns the loss (softmax cross-entropy per
+   slot for characters and labels, MSE for numeric outputs).
 
 The input slice is laid out as ``[char slot 0 | ... | char slot S-1 | features]``.
 """
@@ -18,12 +20,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
-from grapheme_train.codec import AnswerCodec, CharSlots, EmbeddingLike
+from grapheme_train.codec import CharSlots, EmbeddingLike
 from grapheme_train.errors import EncodingError
 from grapheme_train.inputs import Input, describe
 
@@ -36,6 +38,8 @@ class InputEncoding:
 
     chars: np.ndarray
     features: np.ndarray
+    context: np.ndarray = attrs.field(factory=lambda: np.zeros(0))
+    """What the head needs to decode this input's answer (e.g. a series' last value)."""
 
 
 class DomainModule(ABC):
@@ -55,8 +59,11 @@ class DomainModule(ABC):
 
     @property
     @abstractmethod
-    def codec(self) -> AnswerCodec:
-        """The answer codec of the output slice."""
+    def codec(self) -> Any:
+        """The output head of the slice (see :mod:`grapheme_train.heads`)."""
+
+    linear_skip: ClassVar[bool] = False
+    """Whether the model adds direct input -> output edges for this brain."""
 
     @abstractmethod
     def can_handle(self, inp: Input) -> float:
@@ -129,18 +136,33 @@ class DomainModule(ABC):
         if reason is not None:
             raise EncodingError(reason)
 
-    def encode_answer(self, answer: str) -> np.ndarray:
-        """Target activations ``[output_size]`` for ``answer``."""
-        return self.codec.encode(answer)
+    @staticmethod
+    def contexts(encodings: Sequence[InputEncoding]) -> np.ndarray | None:
+        """The encodings' head contexts stacked ``[B, k]`` (None when they carry none)."""
+        if not encodings or encodings[0].context.size == 0:
+            return None
+        return np.stack([e.context for e in encodings])
 
-    def encode_answers(self, answers: Sequence[str]) -> np.ndarray:
-        """Targets ``[B, output_size]``."""
-        return self.codec.encode_batch(answers)
+    def encode_answers(
+        self, answers: Sequence[str], encodings: Sequence[InputEncoding] | None = None
+    ) -> np.ndarray:
+        """Training targets for ``answers`` (labels, or values for a numeric head)."""
+        ctx = None if encodings is None else self.contexts(encodings)
+        return self.codec.targets(list(answers), ctx)
 
-    def decode_answer(self, activations: np.ndarray) -> str:
-        """Answer text from one ``[output_size]`` activation vector."""
-        return self.codec.decode(activations)
+    def decode_answers(
+        self, activations: np.ndarray, encodings: Sequence[InputEncoding] | None = None
+    ) -> list[str]:
+        """Answer texts from ``[B, output_size]`` outputs."""
+        return self.decode_with_confidence(activations, encodings)[0]
 
-    def decode_answers(self, activations: np.ndarray) -> list[str]:
-        """Answer texts from ``[B, output_size]`` activations."""
-        return self.codec.decode_batch(activations)
+    def decode_with_confidence(
+        self, activations: np.ndarray, encodings: Sequence[InputEncoding] | None = None
+    ) -> tuple[list[str], np.ndarray]:
+        """Answer texts and a confidence in [0, 1] per answer."""
+        ctx = None if encodings is None else self.contexts(encodings)
+        return self.codec.decode(np.asarray(activations, dtype=np.float64), ctx)
+
+    def loss(self, activations: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-example losses ``[B]`` and the gradient of their sum w.r.t. the outputs."""
+        return self.codec.loss(np.asarray(activations, dtype=np.float64), targets)

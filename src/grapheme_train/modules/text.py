@@ -1,58 +1,44 @@
-"""The text brain: questions in, short sentences out.
+"""The text brain: next-character prediction over English prose.
 
-Input slice: the question's characters (leading/trailing space removed), one Embedding
-row per slot, then 26 features: the frequency of each letter a-z (case-folded,
-divided by the number of letters), which survive typos and shifts that move every
-character slot. Output: the answer's characters over printable ASCII.
+Input slice: the last ``context`` characters of the text, right-aligned (the most recent
+character always in the last slot), one Embedding row per slot (empty slots are zeros).
+Output: one softmax over printable ASCII, the next character. ``ask`` continues a text
+greedily with it (see :mod:`grapheme_train.ask`).
 """
 
 from __future__ import annotations
 
-import string
 from typing import ClassVar
 
 import attrs
 import numpy as np
 
-from grapheme_train.codec import PRINTABLE, AnswerCodec, CharSlots
+from grapheme_train.codec import PRINTABLE, CharSlots, code_points
+from grapheme_train.heads import CharHead
 from grapheme_train.inputs import Input, TextInput
 from grapheme_train.modules.base import DomainModule, InputEncoding
 
 __all__ = ["TextModule"]
 
-_LETTERS = string.ascii_lowercase
-
-
-def letter_histogram(text: str) -> np.ndarray:
-    """Frequency of each of a-z in ``text`` (case-folded); zeros if it has none."""
-    counts = np.zeros(len(_LETTERS))
-    for ch in text.lower():
-        pos = _LETTERS.find(ch)
-        if pos >= 0:
-            counts[pos] += 1
-    total = counts.sum()
-    return counts / total if total else counts
-
 
 @attrs.frozen
 class TextModule(DomainModule):
-    """Free-text questions answered by short sentences."""
+    """Free text, continued one character at a time."""
 
     name: ClassVar[str] = "text"
-    max_chars: int = 32
-    answer_slots: int = 16
+    context: int = 8
 
     @property
     def char_slots(self) -> CharSlots:
-        return CharSlots(self.max_chars)
+        return CharSlots(self.context)
 
     @property
     def feature_count(self) -> int:
-        return len(_LETTERS)
+        return 0
 
     @property
-    def codec(self) -> AnswerCodec:
-        return AnswerCodec(PRINTABLE, self.answer_slots)
+    def codec(self) -> CharHead:
+        return CharHead(PRINTABLE)
 
     def can_handle(self, inp: Input) -> float:
         """0.3 + 0.6 * (share of letters among non-space characters); text only."""
@@ -60,9 +46,12 @@ class TextModule(DomainModule):
             return 0.0
         visible = [c for c in inp.text if not c.isspace()]
         letters = sum(c.isalpha() for c in visible)
-        return 0.3 + 0.6 * letters / len(visible)
+        return 0.3 + 0.6 * letters / len(visible) if visible else 0.3
 
     def _encode(self, inp: Input) -> InputEncoding:
         assert isinstance(inp, TextInput)
-        text = inp.text.strip()
-        return InputEncoding(chars=self.char_slots.indices(text), features=letter_histogram(text))
+        tail = inp.text[-self.context :]
+        chars = np.full(self.context, -1, dtype=np.int64)
+        if tail:
+            chars[self.context - len(tail) :] = code_points(tail)
+        return InputEncoding(chars=chars, features=np.zeros(0))

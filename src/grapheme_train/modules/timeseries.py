@@ -1,13 +1,16 @@
-"""The time-series brain: a numeric sequence in, its next value out.
+"""The time-series brain: a numeric sequence in, its next value out (a number).
 
 Input slice (no character slots), for a window of ``max_len`` positions with the
-sequence right-aligned (the last value always in the last position):
+sequence right-aligned (the last value always in the last position), ``scale`` being
+``max |x|`` (1 for an all-zero series):
 
-* ``max_len`` shape features: ``x / max|x|`` (so 1,2,3 and 10,20,30 look alike);
-* ``max_len`` level features: ``sign(x) * log2(1 + |x|) / 4`` (so they do not);
-* ``max_len`` mask features: 1 where a value is present.
+* ``max_len`` shape features ``x / scale``;
+* ``max_len`` difference features ``(x_i - x_{i-1}) / scale``;
+* ``max_len`` mask features: 1 where a value is present;
+* ``max_len`` level features ``sign(x) log2(1 + |x|) / 10``.
 
-Output: the answer's characters over ``0-9 - .``.
+Output: one number trained with MSE on ``(next - last) / scale`` and decoded back to a
+value (an integer when every input is one); see :class:`~grapheme_train.heads.NextValueHead`.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
-from grapheme_train.codec import DIGITS, AnswerCodec, CharSlots
+from grapheme_train.codec import CharSlots
 from grapheme_train.errors import EncodingError, InputError
+from grapheme_train.heads import NextValueHead
 from grapheme_train.inputs import CsvInput, Input, SequenceInput, TextInput, parse_csv_numbers
 from grapheme_train.modules.base import DomainModule, InputEncoding
 
@@ -42,8 +46,8 @@ class TimeSeriesModule(DomainModule):
     """Next-value prediction for short numeric sequences."""
 
     name: ClassVar[str] = "timeseries"
-    max_len: int = 12
-    answer_slots: int = 8
+    linear_skip: ClassVar[bool] = True
+    max_len: int = 8
 
     @property
     def char_slots(self) -> CharSlots:
@@ -51,11 +55,11 @@ class TimeSeriesModule(DomainModule):
 
     @property
     def feature_count(self) -> int:
-        return 3 * self.max_len
+        return 4 * self.max_len
 
     @property
-    def codec(self) -> AnswerCodec:
-        return AnswerCodec(DIGITS, self.answer_slots)
+    def codec(self) -> NextValueHead:
+        return NextValueHead()
 
     def can_handle(self, inp: Input) -> float:
         """0.95 for sequences and CSV, 0.7 for text that is a list of numbers."""
@@ -71,22 +75,15 @@ class TimeSeriesModule(DomainModule):
             raise EncodingError(f"sequence of {n} values is longer than {self.max_len}")
         x = np.asarray(values, dtype=np.float64)
         scale = float(np.max(np.abs(x))) or 1.0
-        shape = np.zeros(self.max_len)
-        level = np.zeros(self.max_len)
-        mask = np.zeros(self.max_len)
-        shape[-n:] = x / scale
-        level[-n:] = np.sign(x) * np.log2(1.0 + np.abs(x)) / 4.0
-        mask[-n:] = 1.0
+        feats = np.zeros((4, self.max_len))
+        feats[0, -n:] = x / scale
+        if n > 1:
+            feats[1, -(n - 1) :] = np.diff(x) / scale
+        feats[2, -n:] = 1.0
+        feats[3, -n:] = np.sign(x) * np.log2(1.0 + np.abs(x)) / 10.0
+        integer = float(np.all(x == np.round(x)))
         return InputEncoding(
-            chars=np.zeros(0, dtype=np.int64), features=np.concatenate([shape, level, mask])
+            chars=np.zeros(0, dtype=np.int64),
+            features=feats.reshape(-1),
+            context=np.array([x[-1], scale, integer]),
         )
-
-    def answer_problem(self, inp: Input, answer: str) -> str | None:
-        reason = super().answer_problem(inp, answer)
-        if reason is not None:
-            return reason
-        try:
-            float(answer)
-        except ValueError:
-            return f"answer {answer!r} is not a number"
-        return None

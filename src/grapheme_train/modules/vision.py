@@ -1,9 +1,8 @@
 """The vision brain: a small grey-scale image in, a label out.
 
 Input slice (no character slots): the image resampled to ``rows x cols`` by area
-averaging (exact for an image already that size), row-major, then the ``rows`` row
-means and the ``cols`` column means. Output: the label's characters over
-lower-case letters, digits, space and ``-``.
+averaging (exact for an image already that size; the 8x8 digits keep all 64 pixels),
+row-major. Output: one softmax over the model's ``labels`` (set from the training data).
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
-from grapheme_train.codec import LOWER, AnswerCodec, CharSlots
+from grapheme_train.codec import CharSlots
+from grapheme_train.heads import LabelHead
 from grapheme_train.inputs import ImageInput, Input
 from grapheme_train.modules.base import DomainModule, InputEncoding
 
@@ -37,12 +37,16 @@ def resample(image: ImageInput, rows: int, cols: int) -> np.ndarray:
 
 @attrs.frozen
 class VisionModule(DomainModule):
-    """Pattern recognition on small images."""
+    """Classification of small images into ``labels``."""
 
     name: ClassVar[str] = "vision"
-    rows: int = 4
-    cols: int = 4
-    answer_slots: int = 12
+    rows: int = 8
+    cols: int = 8
+    labels: tuple[str, ...] = attrs.field(
+        default=("0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "cross", "horizontal",
+                 "square"),
+        converter=tuple,
+    )  # fmt: skip
 
     @property
     def char_slots(self) -> CharSlots:
@@ -50,11 +54,11 @@ class VisionModule(DomainModule):
 
     @property
     def feature_count(self) -> int:
-        return self.rows * self.cols + self.rows + self.cols
+        return self.rows * self.cols
 
     @property
-    def codec(self) -> AnswerCodec:
-        return AnswerCodec(LOWER, self.answer_slots)
+    def codec(self) -> LabelHead:
+        return LabelHead(self.labels)
 
     def can_handle(self, inp: Input) -> float:
         """0.95 for images, 0 otherwise."""
@@ -63,5 +67,4 @@ class VisionModule(DomainModule):
     def _encode(self, inp: Input) -> InputEncoding:
         assert isinstance(inp, ImageInput)
         grid = resample(inp, self.rows, self.cols)
-        features = np.concatenate([grid.reshape(-1), grid.mean(axis=1), grid.mean(axis=0)])
-        return InputEncoding(chars=np.zeros(0, dtype=np.int64), features=features)
+        return InputEncoding(chars=np.zeros(0, dtype=np.int64), features=grid.reshape(-1))
