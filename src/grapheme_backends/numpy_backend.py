@@ -16,10 +16,21 @@ rows of equal in-degree: their source rows are gathered once as ``[n, k, B]`` an
 multiplied by ``delta`` as ``[n, B, 1]``. See ``docs/performance.md`` for what limits each
 kernel.
 
+**Dense blocks.** A level dense enough (see :mod:`grapheme_core.dense`) runs as dense
+matrix products instead: ``H[level] += W_l @ H[cols]`` forward, ``G[cols] += W_l^T @
+delta`` and ``dL/dW_l = delta @ H[cols]^T`` backward (BLAS GEMMs), where ``W_l`` is a
+view of the plan-ordered weights when the level was added row by row (otherwise one
+scatter per forward). :meth:`NumpyBackend.dense_layout` (from
+:class:`grapheme_core.dense.DensePolicy`) decides per level at compile time, by the
+``dense_threshold``, ``max_dense_cells`` and ``min_dense_edges`` attributes (the seam:
+override it to change the policy, or return ``None`` to stay sparse);
+:meth:`NumpyBackend.dense_forward`, :meth:`NumpyBackend.dense_backward` and
+:meth:`NumpyBackend.dense_edge_grads` are the three kernels.
+
 Subclass and override any method; :meth:`activate` and :meth:`activation_grad` are the
 elementwise seams, :meth:`level_edge_grads` (batched) and :meth:`edge_grads` (generic;
-if a subclass overrides it, :meth:`backward` calls it per level) the weight-gradient
-kernels.
+if a subclass overrides it, :meth:`backward` calls it per level, dense levels included)
+the weight-gradient kernels.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from grapheme_core.backend import API_VERSION
+from grapheme_core.dense import DenseLayout, DensePolicy
 from grapheme_core.plan import ActivationGroup, ExecutionPlan
 from grapheme_core.types import LEAKY_SLOPE, Activation
 
@@ -91,6 +103,7 @@ class LevelKernel:
     rest_slots: np.ndarray
     rest_rows: np.ndarray
     rest_src: np.ndarray
+    dense: DenseLayout | None = None  # set: the level runs as dense matrix products
 
 
 @attrs.define(eq=False)
@@ -107,9 +120,10 @@ class CompiledPlan:
     identity_order: bool = False  # plan edge order == weight vector order
     edge_src: np.ndarray | None = None  # [E] source positions (plan order), small plans only
     edge_dst: np.ndarray | None = None  # [E] destination positions, small plans only
+    dense_weights: dict[int, np.ndarray] = attrs.Factory(dict)  # level -> W_l [rows, cols]
 
 
-class NumpyBackend:
+class NumpyBackend(DensePolicy):
     """Reference implementation of :class:`grapheme_core.backend.Backend`."""
 
     name = "numpy"
@@ -120,7 +134,6 @@ class NumpyBackend:
     #: rows of equal in-degree are batched (one small matmul per chunk) when a group has at
     #: least this many edges; smaller groups share one generic gather-multiply-sum pass
     min_block_edges = 1024
-
     def __init__(self, device: str = "cpu") -> None:
         if str(device) != "cpu":
             raise ValueError(
@@ -200,6 +213,29 @@ class NumpyBackend:
             indptr = plan.level_indptr(lv).astype(index_dtype)
             src, rows = src_all[edges], rows_all[edges]
             matrix = transpose = None
+            dense = self.dense_layout(plan, lv) if edges.stop > edges.start else None
+            if dense is not None:
+                none = np.zeros(0, dtype=np.intp)
+                levels.append(
+                    LevelKernel(
+                        start=nodes.start,
+                        stop=nodes.stop,
+                        edge_start=edges.start,
+                        edge_stop=edges.stop,
+                        groups=groups,
+                        matrix=None,
+                        transpose=None,
+                        indptr=indptr,
+                        src=src,
+                        edge_rows=rows,
+                        blocks=(),
+                        rest_slots=none,
+                        rest_rows=none,
+                        rest_src=none,
+                        dense=dense,
+                    )
+                )
+                continue
             if edges.stop > edges.start:
                 shape = (nodes.stop - nodes.start, nodes.start)
                 matrix = sp.csr_matrix(
@@ -249,14 +285,48 @@ class NumpyBackend:
         return sorted_w
 
     def _use_weights(self, compiled: CompiledPlan, sorted_w: np.ndarray) -> None:
-        """Point every level matrix (and its transpose) at slices of ``sorted_w``."""
+        """Point every level matrix (and its transpose) at slices of ``sorted_w``; dense
+        levels get their ``W_l`` (a view of ``sorted_w`` or one scatter)."""
         if compiled.sorted_weight is sorted_w:
             return
-        for k in compiled.levels:
+        for lv, k in enumerate(compiled.levels):
             if k.matrix is not None:
                 k.matrix.data = sorted_w[k.edge_start : k.edge_stop]
                 k.transpose.data = k.matrix.data
+            elif k.dense is not None:
+                compiled.dense_weights[lv] = _dense_matrix(
+                    k.dense, sorted_w[k.edge_start : k.edge_stop]
+                )
         compiled.sorted_weight = sorted_w
+
+    # -- dense blocks ------------------------------------------------------------------
+    def dense_forward(
+        self, kernel: LevelKernel, weight: np.ndarray, h: np.ndarray, block: np.ndarray
+    ) -> None:
+        """``block += W_l @ H[cols]`` (``block`` is the level's rows of ``h``)."""
+        block += weight @ _dense_sources(kernel.dense, h)
+
+    def dense_backward(
+        self, kernel: LevelKernel, weight: np.ndarray, delta: np.ndarray, g: np.ndarray
+    ) -> None:
+        """``G[cols] += W_l^T @ delta`` (``delta``: the level's ``dL/dz``)."""
+        d = kernel.dense
+        if d.contiguous:
+            g[d.col_start : d.col_stop] += weight.T @ delta
+        else:  # distinct columns: fancy ``+=`` adds once per column, as it must
+            g[d.cols] += weight.T @ delta
+
+    def dense_edge_grads(
+        self, kernel: LevelKernel, delta: np.ndarray, h: np.ndarray, out: np.ndarray
+    ) -> None:
+        """The level's weight gradients into ``out`` (plan order): the cells of
+        ``delta @ H[cols]^T``; written in place when the layout is the identity."""
+        d = kernel.dense
+        src = _dense_sources(d, h)
+        if d.identity:
+            np.matmul(delta, src.T, out=out.reshape(d.rows, d.n_cols))
+        else:
+            out[...] = (delta @ src.T).reshape(-1).take(d.cells)
 
     def forward(
         self, compiled: CompiledPlan, weight: np.ndarray, bias: np.ndarray, x: np.ndarray
@@ -267,10 +337,12 @@ class NumpyBackend:
         h[...] = (bias.take(plan.order) * compiled.has_bias)[:, None]
         h[plan.input_positions] = x.T  # input nodes have no bias
         fast = _fast_path(compiled, h)
-        for k in compiled.levels:
+        for lv, k in enumerate(compiled.levels):
             block = h[k.start : k.stop]
             if k.matrix is not None:
                 _spmm_add(k.matrix, h[: k.start], block, fast)
+            elif k.dense is not None:
+                self.dense_forward(k, compiled.dense_weights[lv], h, block)
             for g in k.groups:
                 if g.rows is None:
                     self.activate(g.activation, block)
@@ -295,7 +367,8 @@ class NumpyBackend:
         grad_sorted_w = np.empty(plan.num_edges, dtype=h.dtype)
         custom_edge_grads = type(self).edge_grads is not NumpyBackend.edge_grads
         fast = _fast_path(compiled, g)
-        for k in reversed(compiled.levels):
+        for lv in range(len(compiled.levels) - 1, -1, -1):
+            k = compiled.levels[lv]
             delta = g[k.start : k.stop]  # becomes dL/dz of this level, in place
             for grp in k.groups:
                 if grp.rows is None:
@@ -308,6 +381,8 @@ class NumpyBackend:
                         delta[grp.rows] *= d
             if k.transpose is not None:
                 _spmm_add(k.transpose, delta, g[: k.start], fast)
+            elif k.dense is not None:
+                self.dense_backward(k, compiled.dense_weights[lv], delta, g)
         # ``g`` now holds dL/dz of every node, so the weight gradients need no level order.
         if (
             compiled.edge_dst is not None
@@ -324,6 +399,8 @@ class NumpyBackend:
                 out = grad_sorted_w[k.edge_start : k.edge_stop]
                 if custom_edge_grads:
                     out[...] = self.edge_grads(delta, h, k.edge_rows, k.src)
+                elif k.dense is not None:
+                    self.dense_edge_grads(k, delta, h, out)
                 else:
                     self.level_edge_grads(k, delta, h, out)
         if compiled.identity_order:
@@ -433,6 +510,27 @@ class NumpyBackend:
 
 
 # -- level kernels -------------------------------------------------------------------------
+def _dense_matrix(layout: DenseLayout, level_weights: np.ndarray) -> np.ndarray:
+    """``W_l`` ``[rows, n_cols]`` from the level's plan-ordered weights: a view for an
+    identity layout, else a scatter (multi-edges summed into their cell)."""
+    shape = (layout.rows, layout.n_cols)
+    if layout.identity:
+        return level_weights.reshape(shape)
+    if layout.duplicates:
+        flat = np.bincount(layout.cells, level_weights, minlength=shape[0] * shape[1])
+        return flat.astype(level_weights.dtype, copy=False).reshape(shape)
+    flat = np.zeros(shape[0] * shape[1], dtype=level_weights.dtype)
+    flat[layout.cells] = level_weights
+    return flat.reshape(shape)
+
+
+def _dense_sources(layout: DenseLayout, h: np.ndarray) -> np.ndarray:
+    """``H[cols]``: a slice when the columns are contiguous, else a gather."""
+    if layout.contiguous:
+        return h[layout.col_start : layout.col_stop]
+    return h.take(layout.cols, axis=0)
+
+
 def _fast_path(compiled: CompiledPlan, state: np.ndarray) -> bool:
     """Whether SciPy's ``csr_matvecs``/``csc_matvecs`` kernels can be called directly."""
     return (

@@ -33,6 +33,13 @@ cache keeps, so ``backward`` uses exactly the weights its forward used.
     ``G.index_add_(0, src, delta[dst] * w)`` and ``dW = (delta[dst] * H[src]).sum(1)``,
     each in edge chunks of ``edge_chunk_elements // B`` edges.
 
+**Dense blocks** (either ``kernels`` setting): a level dense enough (the policy of
+:class:`grapheme_core.dense.DensePolicy`, as in the NumPy reference) runs as
+``H[l].addmm_(W_l, H[cols])`` forward and ``G[cols].addmm_(W_l^T, delta)``,
+``dL/dW_l = delta @ H[cols]^T`` backward; ``W_l`` is a copy of a contiguous slice of the
+weight vector when the layer was added row by row, else one scatter. The forward cache's
+``values`` entry of such a level is ``W_l`` (2-D).
+
 Measured on the development machine (2 CPU cores shared with other jobs, torch
 2.13.0+cpu) on the 1M-edge benchmark graph: 256 inputs, 8 levels of 4096 tanh nodes, 32
 random incoming edges each from all earlier nodes (1,048,576 edges), batch 64, float32.
@@ -67,6 +74,7 @@ import numpy as np
 import torch
 
 from grapheme_core.backend import API_VERSION
+from grapheme_core.dense import DenseLayout, DensePolicy
 from grapheme_core.errors import BackendLoadError
 from grapheme_core.plan import ExecutionPlan
 from grapheme_core.types import LEAKY_SLOPE, Activation
@@ -151,6 +159,11 @@ class _Level:
     t_col: torch.Tensor | None = None
     t_order: torch.Tensor | None = None  # transpose values = entry values[t_order]
     zero_values: torch.Tensor | None = None  # [K] sampling pattern for sampled_addmm
+    # dense blocks: entries are the cells of W_l [rows, n_cols] (row-major)
+    dense: DenseLayout | None = None
+    dense_cells: torch.Tensor | None = None  # [E_l] cell of each edge (None: weight slice)
+    dense_cols: torch.Tensor | None = None  # [n_cols] source positions (None: contiguous)
+    dense_slice: tuple[int, int] | None = None  # W_l is weight[a:b] (row-major) when set
 
     @property
     def has_edges(self) -> bool:
@@ -185,7 +198,7 @@ class ForwardCache:
     values: tuple[torch.Tensor | None, ...]  # per level (copies: later steps can't touch them)
 
 
-class TorchBackend:
+class TorchBackend(DensePolicy):
     """:class:`grapheme_core.backend.Backend` on PyTorch tensors (CPU or CUDA)."""
 
     name = "torch"
@@ -293,11 +306,16 @@ class TorchBackend:
         # entry of each plan-ordered (destination-sorted) edge, over all levels
         edge_entry = np.empty(plan.num_edges, dtype=np.int64)
         k0 = 0
-        for _, nodes, edges, groups in plan.levels():
+        for lv, nodes, edges, groups in plan.levels():
             grp = tuple((g.activation, None if g.rows is None else idx(g.rows)) for g in groups)
             fields: dict[str, Any] = {}
             k1 = k0
-            if edges.stop > edges.start:
+            dense = self.dense_layout(plan, lv) if edges.stop > edges.start else None
+            if dense is not None:
+                k1 = k0 + dense.rows * dense.n_cols
+                edge_entry[edges] = k0 + dense.cells
+                fields.update(self._dense_fields(dense, plan.edge_order[edges], idx))
+            elif edges.stop > edges.start:
                 src, row = plan.edge_src[edges], plan.edge_row[edges]
                 w_index = plan.edge_order[edges]
                 if self.kernels == "index_add":
@@ -329,6 +347,34 @@ class TorchBackend:
             input_positions=idx(plan.input_positions),
             output_positions=idx(plan.output_positions),
         )
+
+    @staticmethod
+    def _dense_fields(dense: DenseLayout, w_index: np.ndarray, idx) -> dict[str, Any]:
+        fields: dict[str, Any] = {"dense": dense}
+        a = int(w_index[0])
+        if dense.identity and np.array_equal(w_index, np.arange(a, a + w_index.shape[0])):
+            fields["dense_slice"] = (a, a + w_index.shape[0])
+        else:
+            fields.update(weight_index=idx(w_index), dense_cells=idx(dense.cells))
+        if not dense.contiguous:
+            fields["dense_cols"] = idx(dense.cols)
+        return fields
+
+    def _dense_weight(self, lv: _Level, weight: torch.Tensor) -> torch.Tensor:
+        """``W_l`` ``[rows, n_cols]`` as a new tensor (the forward cache keeps it)."""
+        d = lv.dense
+        if lv.dense_slice is not None:
+            a, b = lv.dense_slice
+            return weight[a:b].clone().view(d.rows, d.n_cols)
+        w = torch.zeros(d.rows * d.n_cols, dtype=weight.dtype, device=weight.device)
+        w.index_add_(0, lv.dense_cells, weight.index_select(0, lv.weight_index))
+        return w.view(d.rows, d.n_cols)
+
+    @staticmethod
+    def _dense_sources(lv: _Level, h: torch.Tensor) -> torch.Tensor:
+        if lv.dense_cols is None:
+            return h[lv.dense.col_start : lv.dense.col_stop]
+        return h.index_select(0, lv.dense_cols)
 
     def _csr_indices(
         self, nodes: slice, row: np.ndarray, src: np.ndarray, w_index: np.ndarray, idx, dt
@@ -388,10 +434,15 @@ class TorchBackend:
         values: list[torch.Tensor | None] = []
         for lv in c.levels:
             block = h[lv.start : lv.stop]
-            w = self._entry_values(lv, weight) if lv.has_edges else None
+            if lv.dense is not None:
+                w = self._dense_weight(lv, weight)
+            else:
+                w = self._entry_values(lv, weight) if lv.has_edges else None
             values.append(w)
             if w is not None and batch:
-                if c.kernels == "csr":
+                if lv.dense is not None:
+                    block.addmm_(w, self._dense_sources(lv, h))
+                elif c.kernels == "csr":
                     a = self._csr(lv.crow, lv.col, w, (lv.rows, lv.start))
                     block.addmm_(a, h[: lv.start])
                 else:
@@ -433,7 +484,15 @@ class TorchBackend:
                         delta.index_copy_(0, rows, delta.index_select(0, rows).mul_(d))
             if w is None or not batch:
                 continue
-            if c.kernels == "csr":
+            if lv.dense is not None:
+                src = self._dense_sources(lv, h)
+                if lv.dense_cols is None:
+                    g[lv.dense.col_start : lv.dense.col_stop].addmm_(w.t(), delta)
+                else:
+                    g.index_add_(0, lv.dense_cols, w.t() @ delta)
+                out = grad_entries[lv.k0 : lv.k1].view(lv.dense.rows, lv.dense.n_cols)
+                torch.mm(delta, src.t(), out=out)
+            elif c.kernels == "csr":
                 at = self._csr(
                     lv.t_crow, lv.t_col, w.index_select(0, lv.t_order), (lv.start, lv.rows)
                 )
