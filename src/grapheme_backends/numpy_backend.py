@@ -140,6 +140,7 @@ class NumpyBackend(DensePolicy):
     #: rows of equal in-degree are batched (one small matmul per chunk) when a group has at
     #: least this many edges; smaller groups share one generic gather-multiply-sum pass
     min_block_edges = 1024
+
     def __init__(self, device: str = "cpu") -> None:
         if str(device) != "cpu":
             raise ValueError(

@@ -200,7 +200,9 @@ def _as_range(index: np.ndarray) -> tuple[int, int] | None:
     if index.shape[0] == 0:
         return None
     a = int(index[0])
-    return (a, a + index.shape[0]) if np.array_equal(index, np.arange(a, a + index.shape[0])) else None
+    return (
+        (a, a + index.shape[0]) if np.array_equal(index, np.arange(a, a + index.shape[0])) else None
+    )
 
 
 @attrs.frozen(eq=False)
