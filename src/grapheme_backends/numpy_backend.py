@@ -121,6 +121,10 @@ class CompiledPlan:
     edge_src: np.ndarray | None = None  # [E] source positions (plan order), small plans only
     edge_dst: np.ndarray | None = None  # [E] destination positions, small plans only
     dense_weights: dict[int, np.ndarray] = attrs.Factory(dict)  # level -> W_l [rows, cols]
+    #: runs of consecutive small sparse levels whose weight gradients are computed together:
+    #: ``(edge_start, edge_stop, dst positions, src positions)`` (plan order)
+    edge_runs: tuple[tuple[int, int, np.ndarray, np.ndarray], ...] = ()
+    run_levels: frozenset[int] = frozenset()  # the levels those runs cover
     inputs: slice | np.ndarray = attrs.field(default=None)  # input positions (a slice if a range)
     outputs: slice | np.ndarray = attrs.field(default=None)
 
@@ -137,6 +141,9 @@ class NumpyBackend(DensePolicy):
     #: edges per chunk of the weight-gradient kernel is ``edge_chunk_elements // batch``
     #: (a chunk's gathered source rows then fit in L2 cache)
     edge_chunk_elements = 1 << 16
+    #: consecutive sparse levels with at most this many edges each get their weight
+    #: gradients in one chunked pass (deep graphs: no per-level calls)
+    small_level_edges = 4096
     #: rows of equal in-degree are batched (one small matmul per chunk) when a group has at
     #: least this many edges; smaller groups share one generic gather-multiply-sum pass
     min_block_edges = 1024
@@ -269,6 +276,7 @@ class NumpyBackend(DensePolicy):
                     rest_src=src[rest],
                 )
             )
+        runs = _edge_runs(plan, levels, src_all, self.small_level_edges)
         return CompiledPlan(
             plan,
             tuple(k.matrix for k in levels),
@@ -278,6 +286,8 @@ class NumpyBackend(DensePolicy):
             tuple(levels),
             bool(np.array_equal(plan.edge_order, np.arange(plan.num_edges))),
             *_global_edges(plan, src_all, self.edge_chunk_elements),
+            edge_runs=tuple(r[0] for r in runs),
+            run_levels=frozenset(lv for r in runs for lv in r[1]),
         )
 
     def _load_weights(self, compiled: CompiledPlan, weight: np.ndarray) -> np.ndarray:
@@ -399,8 +409,17 @@ class NumpyBackend(DensePolicy):
             dz, hs = g.take(compiled.edge_dst, axis=0), h.take(compiled.edge_src, axis=0)
             np.einsum("eb,eb->e", dz, hs, out=grad_sorted_w)
         else:
-            for k in compiled.levels:
+            if not custom_edge_grads:
+                chunk = max(1, self.edge_chunk_elements // max(1, g.shape[1]))
+                for e0, e1, dst, src in compiled.edge_runs:
+                    for a in range(0, e1 - e0, chunk):
+                        b = min(e1 - e0, a + chunk)
+                        dz, hs = g.take(dst[a:b], axis=0), h.take(src[a:b], axis=0)
+                        np.einsum("eb,eb->e", dz, hs, out=grad_sorted_w[e0 + a : e0 + b])
+            for lv, k in enumerate(compiled.levels):
                 if k.edge_stop == k.edge_start:
+                    continue
+                if lv in compiled.run_levels and not custom_edge_grads:
                     continue
                 delta = g[k.start : k.stop]
                 out = grad_sorted_w[k.edge_start : k.edge_stop]
@@ -576,6 +595,34 @@ def _transpose_sharing(a: sp.csr_matrix) -> sp.csc_matrix:
     at = a.T
     at.data = a.data
     return at
+
+
+def _edge_runs(plan: ExecutionPlan, levels, src_all: np.ndarray, limit: int) -> list:
+    """Maximal runs of at least two consecutive sparse levels with edges, each with at
+    most ``limit`` edges: ``((e0, e1, dst positions, src positions), level indices)``."""
+    runs, current = [], []
+
+    def close() -> None:
+        if len(current) >= 2:
+            e0, e1 = levels[current[0]].edge_start, levels[current[-1]].edge_stop
+            level_start = np.repeat(
+                plan.level_offsets[current[0] : current[-1] + 1],
+                np.diff(plan.edge_offsets[current[0] : current[-1] + 2]),
+            )
+            dst = (level_start + plan.edge_row[e0:e1]).astype(np.intp)
+            runs.append(((e0, e1, dst, src_all[e0:e1]), tuple(current)))
+        current.clear()
+
+    for lv, k in enumerate(levels):
+        n = k.edge_stop - k.edge_start
+        if n == 0:
+            continue  # no edges: does not break a run
+        if k.dense is None and n <= limit:
+            current.append(lv)
+        else:
+            close()
+    close()
+    return runs
 
 
 def _global_edges(
