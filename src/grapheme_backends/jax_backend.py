@@ -577,12 +577,12 @@ def _compile(
         n_rows = _bucket(max(rows[first : first + count]), 5)  # capacity for moved nodes
         place = (n, first, count)  # capacity never shrinks at the same place: no flapping
         if capacity is not None:
-            n_rows = capacity[place + ("rows",)] = max(n_rows, capacity.get(place + ("rows",), 0))
+            n_rows = capacity[(*place, "rows")] = max(n_rows, capacity.get((*place, "rows"), 0))
         shape_in = _grown(
-            capacity, place + ("in",), _Shape.cover(ins[first : first + count], n_rows)
+            capacity, (*place, "in"), _Shape.cover(ins[first : first + count], n_rows)
         )
         shape_out = _grown(
-            capacity, place + ("out",), _Shape.cover(outs[first : first + count], n_rows)
+            capacity, (*place, "out"), _Shape.cover(outs[first : first + count], n_rows)
         )
         # static fields stable under small edits (so programs are reused): every code of
         # the plan, always masked, and the level offset passed as data (``lo`` stays 0)
