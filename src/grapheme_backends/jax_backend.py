@@ -97,6 +97,8 @@ _PAD_RATIO = 1.5  # a level group may do at most this much more work than its le
 _SMALL = 1 << 14
 
 
+#: arrays up to this many elements are concatenated on the host (no per-shape compile)
+_HOST_CONCAT = 1 << 24
 #: most compiled programs kept per backend (least recently used dropped first)
 _PROGRAM_CACHE = 8
 
@@ -198,6 +200,8 @@ def _choose_width(degree: np.ndarray, kernel: str) -> int:
     if kernel == "segment":
         return 1
     max_deg = int(degree.max())
+    if max_deg <= _UNROLL:  # tiny rows (deep, narrow graphs): padding is cheaper than merging
+        return max_deg
     candidates = {max_deg} | {1 << k for k in range(max_deg.bit_length()) if 1 << k < max_deg}
     best, best_cost = 1, None
     for width in sorted(candidates):
@@ -394,19 +398,23 @@ class JaxBackend:
     def asarray(self, value: Any, dtype: str) -> jax.Array:
         if isinstance(value, jax.Array):
             return value if value.dtype == _DTYPES[dtype] else value.astype(_DTYPES[dtype])
-        # cast on the host first (cheaper than a device cast); jnp.asarray copies, so the
+        # cast on the host first (cheaper than a device cast); _put copies, so the
         # result never aliases the caller's buffer
-        return jnp.asarray(np.asarray(value, dtype=_NP_DTYPES[dtype]))
+        return _put(np.asarray(value, dtype=_NP_DTYPES[dtype]))
 
     def to_numpy(self, value: Any) -> np.ndarray:
         return np.array(value, copy=True)
 
     def zeros(self, shape: tuple[int, ...], dtype: str) -> jax.Array:
         if int(np.prod(shape)) <= _SMALL:  # a host copy dispatches faster than jnp.zeros
-            return jnp.asarray(np.zeros(shape, dtype=_NP_DTYPES[dtype]))
+            return _put(np.zeros(shape, dtype=_NP_DTYPES[dtype]))
         return jnp.zeros(shape, dtype=_DTYPES[dtype])
 
     def concat(self, first: jax.Array, second: jax.Array) -> jax.Array:
+        # on the host: jnp.concatenate compiles one XLA program per pair of shapes, and a
+        # graph grown level by level (10,000 add_nodes calls) never repeats a shape
+        if first.shape[0] + second.shape[0] <= _HOST_CONCAT:
+            return _put(np.concatenate([np.asarray(first), np.asarray(second)]))
         return jnp.concatenate([first, second])
 
     def take(self, value: jax.Array, index: np.ndarray) -> jax.Array:
@@ -482,7 +490,14 @@ class JaxBackend:
 
 
 def _index(index: Any) -> jax.Array:
-    return jnp.asarray(np.asarray(index, dtype=np.int64))
+    return _put(np.asarray(index, dtype=np.int64))
+
+
+def _put(host: np.ndarray) -> jax.Array:
+    """A device copy of a host array. ``jax.device_put``, not ``jnp.asarray``: in this
+    JAX version the latter compiles a small XLA program per new shape (about 30 ms),
+    which made growing a graph level by level cost minutes."""
+    return jax.device_put(host, may_alias=False)
 
 
 @jax.jit
@@ -628,11 +643,11 @@ def _compile(
     itype = np.int32 if max([n + pad, e + 1, grad_offset, *sizes]) < 2**31 - 1 else np.int64
 
     def device(a: np.ndarray) -> jax.Array:
-        return jnp.asarray(np.asarray(a).astype(itype))
+        return _put(np.asarray(a).astype(itype))
 
     index: dict[str, Any] = {k: device(v) for k, v in host.items()}
     index["groups"] = [{k: device(v) for k, v in d.items()} for d in per_group]
-    index["has_bias"] = jnp.asarray(plan.has_bias, dtype=_DTYPES[dtype])
+    index["has_bias"] = _put(plan.has_bias.astype(_NP_DTYPES[dtype]))
     frozen = tuple(groups)
     key = (frozen, n, pad)
     program = None if programs is None else programs.pop(key, None)
