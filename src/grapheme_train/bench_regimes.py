@@ -118,13 +118,37 @@ def torch_sequential(dag: DagNN, layers=DENSE_LAYERS):
 
 def measure_dense(backend: Any, runs: int, batches=DENSE_BATCHES, layers=DENSE_LAYERS) -> dict:
     """The dense regime: one training step per batch size against torch nn.Sequential."""
+    import torch
+
     out: dict[str, Any] = {"layers": list(layers), "edges": 0, "batches": {}}
     rng = np.random.default_rng(1)
-    for b in batches:
-        out["edges"], out["batches"][str(b)] = _dense_batch(backend, layers, b, rng, runs)
+    threads = torch.get_num_threads()
+    if backend.name != "torch":  # single-threaded contenders, as the numpy backend is
+        torch.set_num_threads(1)
+    out["torch_threads"] = torch.get_num_threads()
+    try:
+        with _blas_threads(1 if backend.name != "torch" else None):
+            for b in batches:
+                out["edges"], out["batches"][str(b)] = _dense_batch(backend, layers, b, rng, runs)
+    finally:
+        torch.set_num_threads(threads)
     out["target"] = DENSE_TARGET
     out["ok"] = all(v["ratio"] <= DENSE_TARGET for v in out["batches"].values())
     return out
+
+
+def _blas_threads(limit: int | None):
+    """Limit BLAS threads (threadpoolctl, when installed) so the numpy backend's GEMMs
+    run single-threaded like its contender; a no-op for ``None`` or without it."""
+    import contextlib
+
+    if limit is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=limit, user_api="blas")
 
 
 def _dense_batch(backend, layers, b: int, rng, runs: int) -> tuple[int, dict[str, Any]]:
@@ -403,7 +427,7 @@ def render_regimes(result: dict[str, Any]) -> str:
         lines.append(
             f"dense: {' -> '.join(map(str, d['layers']))} fully connected ({d['edges']:,} "
             f"edges), training step vs torch nn.Sequential, same weights (target <= "
-            f"{d['target']}x): {_ok(d['ok'])}"
+            f"{d['target']}x; torch threads {d['torch_threads']}): {_ok(d['ok'])}"
         )
         for b, v in d["batches"].items():
             lines.append(
