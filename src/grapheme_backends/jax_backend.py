@@ -99,6 +99,28 @@ _PAD_RATIO = 1.5  # a level group may do at most this much more work than its le
 _SMALL = 1 << 14
 
 
+#: arrays up to this many elements are concatenated on the host (no per-shape compile)
+_HOST_CONCAT = 1 << 24
+#: most compiled programs kept per backend (least recently used dropped first)
+_PROGRAM_CACHE = 8
+
+
+def _bucket(n: int, bits: int) -> int:
+    """``n`` rounded up to a multiple of ``2**(bit_length(n) - bits)``: a geometric ladder
+    (at most ``2**(1 - bits)`` relative padding) so that small changes of a size keep the
+    same compiled shape."""
+    if n <= 1 << bits:
+        return n
+    step = 1 << (int(n).bit_length() - bits)
+    return -(-n // step) * step
+
+
+def batch_bucket(batch: int) -> int:
+    """The padded batch size a program is compiled for: 1, 2, 3, 4, then steps of 1/4 of
+    the power of two below (5..8 -> 6 or 8, 33..40 -> 40, 65..80 -> 80, ...)."""
+    return _bucket(int(batch), 2)
+
+
 # -- elementwise math (the NumPy reference's formulas) ------------------------------------
 def _activate(code: int, z: jax.Array) -> jax.Array:
     act = Activation(code)
@@ -180,6 +202,8 @@ def _choose_width(degree: np.ndarray, kernel: str) -> int:
     if kernel == "segment":
         return 1
     max_deg = int(degree.max())
+    if max_deg <= _UNROLL:  # tiny rows (deep, narrow graphs): padding is cheaper than merging
+        return max_deg
     candidates = {max_deg} | {1 << k for k in range(max_deg.bit_length()) if 1 << k < max_deg}
     best, best_cost = 1, None
     for width in sorted(candidates):
@@ -213,6 +237,7 @@ def _level_table(
         owner = np.repeat(np.arange(n_rows), per_row)
         return _LevelTable(width, int(vstart[-1]), True, owner, cols, weights, local % width, vrow)
     owner = np.arange(n_rows)
+    width = _bucket(width, 3)  # capacity: a few more edges per row keep the shape
     return _LevelTable(width, n_rows, False, owner, cols, weights, local, row)
 
 
@@ -235,7 +260,7 @@ class _Shape:
         if not present:
             return None
         split = any(t.split for t in present)
-        rows = max(t.rows for t in present) if split else n_rows
+        rows = _bucket(max(t.rows for t in present), 5) if split else n_rows
         return _Shape(max(t.width for t in present), rows, split)
 
 
@@ -247,7 +272,7 @@ class _Group:
     first: int  # first level
     count: int
     rows: int
-    lo: int  # first node position of the first level
+    lo: int  # unused (0): level offsets travel as data, so edits keep the program
     masked: bool  # some level has fewer than ``rows`` nodes
     codes: tuple[int, ...]  # activation codes present
     incoming: _Shape | None  # rows: the level's nodes; columns: source positions
@@ -367,6 +392,9 @@ class JaxBackend:
             raise ValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
         jax.config.update("jax_enable_x64", True)
         self.kernel = kernel
+        # compiled programs by static structure, shared by the plans of successive edits
+        self._programs: dict[Any, Any] = {}
+        self._capacity: dict[tuple, Any] = {}  # table shapes by place, grown, never shrunk
 
     def __repr__(self) -> str:
         device = jax.devices()[0]
@@ -379,19 +407,23 @@ class JaxBackend:
     def asarray(self, value: Any, dtype: str) -> jax.Array:
         if isinstance(value, jax.Array):
             return value if value.dtype == _DTYPES[dtype] else value.astype(_DTYPES[dtype])
-        # cast on the host first (cheaper than a device cast); jnp.asarray copies, so the
+        # cast on the host first (cheaper than a device cast); _put copies, so the
         # result never aliases the caller's buffer
-        return jnp.asarray(np.asarray(value, dtype=_NP_DTYPES[dtype]))
+        return _put(np.asarray(value, dtype=_NP_DTYPES[dtype]))
 
     def to_numpy(self, value: Any) -> np.ndarray:
         return np.array(value, copy=True)
 
     def zeros(self, shape: tuple[int, ...], dtype: str) -> jax.Array:
         if int(np.prod(shape)) <= _SMALL:  # a host copy dispatches faster than jnp.zeros
-            return jnp.asarray(np.zeros(shape, dtype=_NP_DTYPES[dtype]))
+            return _put(np.zeros(shape, dtype=_NP_DTYPES[dtype]))
         return jnp.zeros(shape, dtype=_DTYPES[dtype])
 
     def concat(self, first: jax.Array, second: jax.Array) -> jax.Array:
+        # on the host: jnp.concatenate compiles one XLA program per pair of shapes, and a
+        # graph grown level by level (10,000 add_nodes calls) never repeats a shape
+        if first.shape[0] + second.shape[0] <= _HOST_CONCAT:
+            return _put(np.concatenate([np.asarray(first), np.asarray(second)]))
         return jnp.concatenate([first, second])
 
     def take(self, value: jax.Array, index: np.ndarray) -> jax.Array:
@@ -409,13 +441,17 @@ class JaxBackend:
 
     # -- kernels ---------------------------------------------------------------------
     def compile(self, plan: ExecutionPlan, dtype: str) -> JaxCompiledPlan:
-        return _compile(plan, dtype, self.kernel)
+        return _compile(plan, dtype, self.kernel, self._programs, self._capacity)
 
     def forward(
         self, compiled: JaxCompiledPlan, weight: jax.Array, bias: jax.Array, x: jax.Array
     ) -> tuple[jax.Array, JaxForwardCache]:
+        batch = x.shape[0]
+        padded = batch_bucket(batch)
+        if padded != batch:  # zero rows: the program of the batch bucket is reused
+            x = jnp.pad(x, ((0, padded - batch), (0, 0)))
         y, h = compiled.forward_fn(compiled.index, weight, bias, x)
-        return y, JaxForwardCache(h, weight)
+        return (y if padded == batch else y[:batch]), JaxForwardCache(h, weight)
 
     def backward(
         self,
@@ -428,7 +464,11 @@ class JaxBackend:
         # As in the reference, this is the gradient of the forward pass that made the
         # cache (with its weights), even if the parameters moved since.
         del weight, bias
-        return compiled.backward_fn(compiled.index, cache.weight, cache.h, grad_out)
+        batch, padded = grad_out.shape[0], cache.h.shape[1]
+        if padded != batch:  # padded rows get zero gradient, so they add nothing
+            grad_out = jnp.pad(grad_out, ((0, padded - batch), (0, 0)))
+        gw, gb, gx = compiled.backward_fn(compiled.index, cache.weight, cache.h, grad_out)
+        return gw, gb, (gx if padded == batch else gx[:batch])
 
     # -- API 1.1: gradients of candidate edges -------------------------------------------
     def candidate_edge_grads(
@@ -485,7 +525,14 @@ class JaxBackend:
 
 
 def _index(index: Any) -> jax.Array:
-    return jnp.asarray(np.asarray(index, dtype=np.int64))
+    return _put(np.asarray(index, dtype=np.int64))
+
+
+def _put(host: np.ndarray) -> jax.Array:
+    """A device copy of a host array. ``jax.device_put``, not ``jnp.asarray``: in this
+    JAX version the latter compiles a small XLA program per new shape (about 30 ms),
+    which made growing a graph level by level cost minutes."""
+    return jax.device_put(host, may_alias=False)
 
 
 @jax.jit
@@ -501,7 +548,47 @@ def _adam(param, grad, m, v, lr, beta1, beta2, eps, c1, c2):
 
 
 # -- building the kernels --------------------------------------------------------------------
-def _compile(plan: ExecutionPlan, dtype: str, kernel: str) -> JaxCompiledPlan:
+def _stable_groups(capacity: dict | None, key: tuple, rows, ins, outs) -> list[tuple[int, int]]:
+    """:func:`_group_levels`, except that the grouping last used for a graph of the same
+    node and level count is kept while its padding stays within twice the usual ratio
+    (a greedy grouping near its threshold would otherwise flip on small edits)."""
+    old = None if capacity is None else capacity.get(("groups", *key))
+    if old is not None:
+        for first, count in old:
+            run = _Run()
+            for lv in range(first, first + count):
+                run = run.extended(rows[lv], (ins[lv], outs[lv]))
+            if run.padded() > 2 * _PAD_RATIO * run.actual:
+                old = None
+                break
+    runs = old if old is not None else _group_levels(rows, ins, outs)
+    if capacity is not None:
+        capacity[("groups", *key)] = runs
+    return runs
+
+
+def _grown(capacity: dict | None, key: tuple, shape: _Shape | None) -> _Shape | None:
+    """``shape``, enlarged to the largest shape seen at ``key`` when that one holds it
+    (same split mode); remembers the result. Capacity grows geometrically (the sizes are
+    bucketed) and never shrinks, so edits that fit reuse the compiled program."""
+    if capacity is None or shape is None:
+        return shape
+    old = capacity.get(key)
+    if old is not None and old.split == shape.split:
+        shape = _Shape(max(old.width, shape.width), max(old.rows, shape.rows), shape.split)
+    if len(capacity) > 4096:  # many unrelated graphs: forget (only padding is lost)
+        capacity.clear()
+    capacity[key] = shape
+    return shape
+
+
+def _compile(
+    plan: ExecutionPlan,
+    dtype: str,
+    kernel: str,
+    programs: dict | None = None,
+    capacity: dict | None = None,
+) -> JaxCompiledPlan:
     n, e = plan.num_nodes, plan.num_edges
     lo_of = plan.level_offsets
     # destination position of each (destination-sorted) edge
@@ -535,19 +622,28 @@ def _compile(plan: ExecutionPlan, dtype: str, kernel: str) -> JaxCompiledPlan:
     grad_index = np.zeros(e, dtype=np.int64)  # weight index -> slot of the flat grad table
     grad_offset = 0
     padded_end = n
-    for first, count in _group_levels(rows, ins, outs):
-        levels = range(first, first + count)
-        n_rows = max(rows[first : first + count])
-        shape_in = _Shape.cover(ins[first : first + count], n_rows)
-        shape_out = _Shape.cover(outs[first : first + count], n_rows)
-        codes = np.unique(plan.activation[lo_of[first] : lo_of[first + count]])
+    all_codes = tuple(int(c) for c in np.unique(plan.activation))
+    for first, count in _stable_groups(capacity, (n, len(rows)), rows, ins, outs):
+        n_rows = _bucket(max(rows[first : first + count]), 5)  # capacity for moved nodes
+        place = (n, first, count)  # capacity never shrinks at the same place: no flapping
+        if capacity is not None:
+            n_rows = capacity[(*place, "rows")] = max(n_rows, capacity.get((*place, "rows"), 0))
+        shape_in = _grown(
+            capacity, (*place, "in"), _Shape.cover(ins[first : first + count], n_rows)
+        )
+        shape_out = _grown(
+            capacity, (*place, "out"), _Shape.cover(outs[first : first + count], n_rows)
+        )
+        # static fields stable under small edits (so programs are reused): every code of
+        # the plan, always masked, and the level offset passed as data (``lo`` stays 0)
+        codes = all_codes
         group = _Group(
             first=first,
             count=count,
             rows=n_rows,
-            lo=int(lo_of[first]),
-            masked=any(rows[lv] < n_rows for lv in levels),
-            codes=tuple(int(c) for c in codes),
+            lo=0,
+            masked=True,
+            codes=codes,
             incoming=shape_in,
             outgoing=shape_out,
         )
@@ -569,7 +665,7 @@ def _compile(plan: ExecutionPlan, dtype: str, kernel: str) -> JaxCompiledPlan:
             cols, wts, owner, _ = _pack(outs[first : first + count], shape_out, n_rows, e)
             arrays.update(out_cols=cols, out_weights=wts, out_owner=owner)
 
-    pad = padded_end - n  # rows past N that padded levels may touch
+    pad = _bucket(padded_end - n, 3)  # rows past N that padded levels may touch
     host = dict(
         grad_index=grad_index,
         order=plan.order,
@@ -582,13 +678,29 @@ def _compile(plan: ExecutionPlan, dtype: str, kernel: str) -> JaxCompiledPlan:
     itype = np.int32 if max([n + pad, e + 1, grad_offset, *sizes]) < 2**31 - 1 else np.int64
 
     def device(a: np.ndarray) -> jax.Array:
-        return jnp.asarray(np.asarray(a).astype(itype))
+        return _put(np.asarray(a).astype(itype))
 
     index: dict[str, Any] = {k: device(v) for k, v in host.items()}
     index["groups"] = [{k: device(v) for k, v in d.items()} for d in per_group]
-    index["has_bias"] = jnp.asarray(plan.has_bias, dtype=_DTYPES[dtype])
-    traces = {"forward": 0, "backward": 0}
+    index["has_bias"] = _put(plan.has_bias.astype(_NP_DTYPES[dtype]))
     frozen = tuple(groups)
+    key = (frozen, n, pad)
+    program = None if programs is None else programs.pop(key, None)
+    if program is None:
+        program = _program(frozen, n, pad)
+    if programs is not None:  # most recently used last
+        programs[key] = program
+        while len(programs) > _PROGRAM_CACHE:
+            programs.pop(next(iter(programs)))
+    forward_fn, backward_fn, traces = program
+    return JaxCompiledPlan(plan, dtype, index, forward_fn, backward_fn, traces, frozen)
+
+
+def _program(frozen: tuple[_Group, ...], n: int, pad: int):
+    """The jitted forward and backward of one static structure, with a shared trace
+    counter. Plans with the same static structure (group shapes, node count, padding)
+    share them, so an edit within capacity reuses the compiled XLA programs."""
+    traces = {"forward": 0, "backward": 0}
 
     def forward_fn(ix, weight, bias, x):
         traces["forward"] += 1
@@ -598,9 +710,7 @@ def _compile(plan: ExecutionPlan, dtype: str, kernel: str) -> JaxCompiledPlan:
         traces["backward"] += 1
         return _backward(frozen, n, ix, weight, h, grad_out)
 
-    return JaxCompiledPlan(
-        plan, dtype, index, jax.jit(forward_fn), jax.jit(backward_fn), traces, frozen
-    )
+    return jax.jit(forward_fn), jax.jit(backward_fn), traces
 
 
 # -- the traced kernels ------------------------------------------------------------------------
@@ -644,7 +754,8 @@ def _sddmm(g: jax.Array, h: jax.Array, cols: jax.Array, owner) -> jax.Array:
 def _run_group(g: _Group, step, carry, xs: dict[str, jax.Array], reverse: bool = False):
     """Apply ``step(carry, level_arrays, lo) -> (carry, out)`` to each level of the group."""
     if g.count == 1:
-        carry, out = step(carry, {k: v[0] for k, v in xs.items()}, g.lo)
+        one = {k: v[0] for k, v in xs.items()}
+        carry, out = step(carry, one, one["lo"])
         return carry, None if out is None else out[None]
     return jax.lax.scan(lambda c, a: step(c, a, a["lo"]), carry, xs, reverse=reverse)
 

@@ -16,10 +16,21 @@ rows of equal in-degree: their source rows are gathered once as ``[n, k, B]`` an
 multiplied by ``delta`` as ``[n, B, 1]``. See ``docs/performance.md`` for what limits each
 kernel.
 
+**Dense blocks.** A level dense enough (see :mod:`grapheme_core.dense`) runs as dense
+matrix products instead: ``H[level] += W_l @ H[cols]`` forward, ``G[cols] += W_l^T @
+delta`` and ``dL/dW_l = delta @ H[cols]^T`` backward (BLAS GEMMs), where ``W_l`` is a
+view of the plan-ordered weights when the level was added row by row (otherwise one
+scatter per forward). :meth:`NumpyBackend.dense_layout` (from
+:class:`grapheme_core.dense.DensePolicy`) decides per level at compile time, by the
+``dense_threshold``, ``max_dense_cells`` and ``min_dense_edges`` attributes (the seam:
+override it to change the policy, or return ``None`` to stay sparse);
+:meth:`NumpyBackend.dense_forward`, :meth:`NumpyBackend.dense_backward` and
+:meth:`NumpyBackend.dense_edge_grads` are the three kernels.
+
 Subclass and override any method; :meth:`activate` and :meth:`activation_grad` are the
 elementwise seams, :meth:`level_edge_grads` (batched) and :meth:`edge_grads` (generic;
-if a subclass overrides it, :meth:`backward` calls it per level) the weight-gradient
-kernels.
+if a subclass overrides it, :meth:`backward` calls it per level, dense levels included)
+the weight-gradient kernels.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from grapheme_core.backend import API_VERSION
+from grapheme_core.dense import DenseLayout, DensePolicy
 from grapheme_core.plan import ActivationGroup, ExecutionPlan
 from grapheme_core.types import LEAKY_SLOPE, Activation
 
@@ -91,6 +103,7 @@ class LevelKernel:
     rest_slots: np.ndarray
     rest_rows: np.ndarray
     rest_src: np.ndarray
+    dense: DenseLayout | None = None  # set: the level runs as dense matrix products
 
 
 @attrs.define(eq=False)
@@ -107,9 +120,20 @@ class CompiledPlan:
     identity_order: bool = False  # plan edge order == weight vector order
     edge_src: np.ndarray | None = None  # [E] source positions (plan order), small plans only
     edge_dst: np.ndarray | None = None  # [E] destination positions, small plans only
+    dense_weights: dict[int, np.ndarray] = attrs.Factory(dict)  # level -> W_l [rows, cols]
+    #: runs of consecutive small sparse levels whose weight gradients are computed together:
+    #: ``(edge_start, edge_stop, dst positions, src positions)`` (plan order)
+    edge_runs: tuple[tuple[int, int, np.ndarray, np.ndarray], ...] = ()
+    run_levels: frozenset[int] = frozenset()  # the levels those runs cover
+    inputs: slice | np.ndarray = attrs.field(default=None)  # input positions (a slice if a range)
+    outputs: slice | np.ndarray = attrs.field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        self.inputs = _as_slice(self.plan.input_positions)
+        self.outputs = _as_slice(self.plan.output_positions)
 
 
-class NumpyBackend:
+class NumpyBackend(DensePolicy):
     """Reference implementation of :class:`grapheme_core.backend.Backend`."""
 
     name = "numpy"
@@ -117,6 +141,9 @@ class NumpyBackend:
     #: edges per chunk of the weight-gradient kernel is ``edge_chunk_elements // batch``
     #: (a chunk's gathered source rows then fit in L2 cache)
     edge_chunk_elements = 1 << 16
+    #: consecutive sparse levels with at most this many edges each get their weight
+    #: gradients in one chunked pass (deep graphs: no per-level calls)
+    small_level_edges = 4096
     #: rows of equal in-degree are batched (one small matmul per chunk) when a group has at
     #: least this many edges; smaller groups share one generic gather-multiply-sum pass
     min_block_edges = 1024
@@ -207,6 +234,29 @@ class NumpyBackend:
             indptr = plan.level_indptr(lv).astype(index_dtype)
             src, rows = src_all[edges], rows_all[edges]
             matrix = transpose = None
+            dense = self.dense_layout(plan, lv) if edges.stop > edges.start else None
+            if dense is not None:
+                none = np.zeros(0, dtype=np.intp)
+                levels.append(
+                    LevelKernel(
+                        start=nodes.start,
+                        stop=nodes.stop,
+                        edge_start=edges.start,
+                        edge_stop=edges.stop,
+                        groups=groups,
+                        matrix=None,
+                        transpose=None,
+                        indptr=indptr,
+                        src=src,
+                        edge_rows=rows,
+                        blocks=(),
+                        rest_slots=none,
+                        rest_rows=none,
+                        rest_src=none,
+                        dense=dense,
+                    )
+                )
+                continue
             if edges.stop > edges.start:
                 shape = (nodes.stop - nodes.start, nodes.start)
                 matrix = sp.csr_matrix(
@@ -233,6 +283,7 @@ class NumpyBackend:
                     rest_src=src[rest],
                 )
             )
+        runs = _edge_runs(plan, levels, src_all, self.small_level_edges)
         return CompiledPlan(
             plan,
             tuple(k.matrix for k in levels),
@@ -242,6 +293,8 @@ class NumpyBackend:
             tuple(levels),
             bool(np.array_equal(plan.edge_order, np.arange(plan.num_edges))),
             *_global_edges(plan, src_all, self.edge_chunk_elements),
+            edge_runs=tuple(r[0] for r in runs),
+            run_levels=frozenset(lv for r in runs for lv in r[1]),
         )
 
     def _load_weights(self, compiled: CompiledPlan, weight: np.ndarray) -> np.ndarray:
@@ -256,14 +309,48 @@ class NumpyBackend:
         return sorted_w
 
     def _use_weights(self, compiled: CompiledPlan, sorted_w: np.ndarray) -> None:
-        """Point every level matrix (and its transpose) at slices of ``sorted_w``."""
+        """Point every level matrix (and its transpose) at slices of ``sorted_w``; dense
+        levels get their ``W_l`` (a view of ``sorted_w`` or one scatter)."""
         if compiled.sorted_weight is sorted_w:
             return
-        for k in compiled.levels:
+        for lv, k in enumerate(compiled.levels):
             if k.matrix is not None:
                 k.matrix.data = sorted_w[k.edge_start : k.edge_stop]
                 k.transpose.data = k.matrix.data
+            elif k.dense is not None:
+                compiled.dense_weights[lv] = _dense_matrix(
+                    k.dense, sorted_w[k.edge_start : k.edge_stop]
+                )
         compiled.sorted_weight = sorted_w
+
+    # -- dense blocks ------------------------------------------------------------------
+    def dense_forward(
+        self, kernel: LevelKernel, weight: np.ndarray, h: np.ndarray, block: np.ndarray
+    ) -> None:
+        """``block += W_l @ H[cols]`` (``block`` is the level's rows of ``h``)."""
+        block += np.dot(weight, _dense_sources(kernel.dense, h))
+
+    def dense_backward(
+        self, kernel: LevelKernel, weight: np.ndarray, delta: np.ndarray, g: np.ndarray
+    ) -> None:
+        """``G[cols] += W_l^T @ delta`` (``delta``: the level's ``dL/dz``)."""
+        d = kernel.dense
+        if d.contiguous:
+            g[d.col_start : d.col_stop] += np.dot(weight.T, delta)
+        else:  # distinct columns: fancy ``+=`` adds once per column, as it must
+            g[d.cols] += np.dot(weight.T, delta)
+
+    def dense_edge_grads(
+        self, kernel: LevelKernel, delta: np.ndarray, h: np.ndarray, out: np.ndarray
+    ) -> None:
+        """The level's weight gradients into ``out`` (plan order): the cells of
+        ``delta @ H[cols]^T``; written in place when the layout is the identity."""
+        d = kernel.dense
+        src = _dense_sources(d, h)
+        if d.identity:  # np.dot, not matmul: matmul's batch-1 outer product is ~8x slower
+            np.dot(delta, src.T, out=out.reshape(d.rows, d.n_cols))
+        else:
+            out[...] = np.dot(delta, src.T).reshape(-1).take(d.cells)
 
     def forward(
         self, compiled: CompiledPlan, weight: np.ndarray, bias: np.ndarray, x: np.ndarray
@@ -272,18 +359,20 @@ class NumpyBackend:
         sorted_w = self._load_weights(compiled, weight)
         h = np.empty((plan.num_nodes, x.shape[0]), dtype=weight.dtype)
         h[...] = (bias.take(plan.order) * compiled.has_bias)[:, None]
-        h[plan.input_positions] = x.T  # input nodes have no bias
+        h[compiled.inputs] = x.T  # input nodes have no bias
         fast = _fast_path(compiled, h)
-        for k in compiled.levels:
+        for lv, k in enumerate(compiled.levels):
             block = h[k.start : k.stop]
             if k.matrix is not None:
                 _spmm_add(k.matrix, h[: k.start], block, fast)
+            elif k.dense is not None:
+                self.dense_forward(k, compiled.dense_weights[lv], h, block)
             for g in k.groups:
                 if g.rows is None:
                     self.activate(g.activation, block)
                 else:
                     block[g.rows] = self.activate(g.activation, block[g.rows])
-        return h.take(plan.output_positions, axis=0).T.copy(), (h, sorted_w)
+        return h[compiled.outputs].T.copy(), (h, sorted_w)
 
     def backward(
         self,
@@ -298,11 +387,12 @@ class NumpyBackend:
         self._use_weights(compiled, sorted_w)  # the gradient of *that* forward pass
         g = np.empty_like(h)  # empty + fill reuses freed pages; zeros (calloc) faults fresh ones
         g.fill(0)
-        g[plan.output_positions] = grad_out.T  # distinct positions into zeros: a plain add
+        g[compiled.outputs] = grad_out.T  # distinct positions into zeros: a plain add
         grad_sorted_w = np.empty(plan.num_edges, dtype=h.dtype)
         custom_edge_grads = type(self).edge_grads is not NumpyBackend.edge_grads
         fast = _fast_path(compiled, g)
-        for k in reversed(compiled.levels):
+        for lv in range(len(compiled.levels) - 1, -1, -1):
+            k = compiled.levels[lv]
             delta = g[k.start : k.stop]  # becomes dL/dz of this level, in place
             for grp in k.groups:
                 if grp.rows is None:
@@ -315,6 +405,8 @@ class NumpyBackend:
                         delta[grp.rows] *= d
             if k.transpose is not None:
                 _spmm_add(k.transpose, delta, g[: k.start], fast)
+            elif k.dense is not None:
+                self.dense_backward(k, compiled.dense_weights[lv], delta, g)
         # ``g`` now holds dL/dz of every node, so the weight gradients need no level order.
         if (
             compiled.edge_dst is not None
@@ -324,13 +416,24 @@ class NumpyBackend:
             dz, hs = g.take(compiled.edge_dst, axis=0), h.take(compiled.edge_src, axis=0)
             np.einsum("eb,eb->e", dz, hs, out=grad_sorted_w)
         else:
-            for k in compiled.levels:
+            if not custom_edge_grads:
+                chunk = max(1, self.edge_chunk_elements // max(1, g.shape[1]))
+                for e0, e1, dst, src in compiled.edge_runs:
+                    for a in range(0, e1 - e0, chunk):
+                        b = min(e1 - e0, a + chunk)
+                        dz, hs = g.take(dst[a:b], axis=0), h.take(src[a:b], axis=0)
+                        np.einsum("eb,eb->e", dz, hs, out=grad_sorted_w[e0 + a : e0 + b])
+            for lv, k in enumerate(compiled.levels):
                 if k.edge_stop == k.edge_start:
+                    continue
+                if lv in compiled.run_levels and not custom_edge_grads:
                     continue
                 delta = g[k.start : k.stop]
                 out = grad_sorted_w[k.edge_start : k.edge_stop]
                 if custom_edge_grads:
                     out[...] = self.edge_grads(delta, h, k.edge_rows, k.src)
+                elif k.dense is not None:
+                    self.dense_edge_grads(k, delta, h, out)
                 else:
                     self.level_edge_grads(k, delta, h, out)
         if compiled.identity_order:
@@ -340,7 +443,7 @@ class NumpyBackend:
             grad_w[plan.edge_order] = grad_sorted_w
         grad_b = np.empty(plan.num_nodes, dtype=h.dtype)
         grad_b[plan.order] = np.einsum("nb->n", g) * compiled.has_bias  # no BLAS threads
-        grad_x = g.take(plan.input_positions, axis=0).T.copy()
+        grad_x = g[compiled.inputs].T.copy()
         return grad_w, grad_b, grad_x
 
     def edge_grads(
@@ -482,6 +585,35 @@ class NumpyBackend:
 
 
 # -- level kernels -------------------------------------------------------------------------
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """``index`` as a slice when it is a contiguous ascending range (cheaper to apply)."""
+    n = index.shape[0]
+    if n and np.array_equal(index, np.arange(int(index[0]), int(index[0]) + n)):
+        return slice(int(index[0]), int(index[0]) + n)
+    return index
+
+
+def _dense_matrix(layout: DenseLayout, level_weights: np.ndarray) -> np.ndarray:
+    """``W_l`` ``[rows, n_cols]`` from the level's plan-ordered weights: a view for an
+    identity layout, else a scatter (multi-edges summed into their cell)."""
+    shape = (layout.rows, layout.n_cols)
+    if layout.identity:
+        return level_weights.reshape(shape)
+    if layout.duplicates:
+        flat = np.bincount(layout.cells, level_weights, minlength=shape[0] * shape[1])
+        return flat.astype(level_weights.dtype, copy=False).reshape(shape)
+    flat = np.zeros(shape[0] * shape[1], dtype=level_weights.dtype)
+    flat[layout.cells] = level_weights
+    return flat.reshape(shape)
+
+
+def _dense_sources(layout: DenseLayout, h: np.ndarray) -> np.ndarray:
+    """``H[cols]``: a slice when the columns are contiguous, else a gather."""
+    if layout.contiguous:
+        return h[layout.col_start : layout.col_stop]
+    return h.take(layout.cols, axis=0)
+
+
 def _fast_path(compiled: CompiledPlan, state: np.ndarray) -> bool:
     """Whether SciPy's ``csr_matvecs``/``csc_matvecs`` kernels can be called directly."""
     return (
@@ -512,6 +644,34 @@ def _transpose_sharing(a: sp.csr_matrix) -> sp.csc_matrix:
     at = a.T
     at.data = a.data
     return at
+
+
+def _edge_runs(plan: ExecutionPlan, levels, src_all: np.ndarray, limit: int) -> list:
+    """Maximal runs of at least two consecutive sparse levels with edges, each with at
+    most ``limit`` edges: ``((e0, e1, dst positions, src positions), level indices)``."""
+    runs, current = [], []
+
+    def close() -> None:
+        if len(current) >= 2:
+            e0, e1 = levels[current[0]].edge_start, levels[current[-1]].edge_stop
+            level_start = np.repeat(
+                plan.level_offsets[current[0] : current[-1] + 1],
+                np.diff(plan.edge_offsets[current[0] : current[-1] + 2]),
+            )
+            dst = (level_start + plan.edge_row[e0:e1]).astype(np.intp)
+            runs.append(((e0, e1, dst, src_all[e0:e1]), tuple(current)))
+        current.clear()
+
+    for lv, k in enumerate(levels):
+        n = k.edge_stop - k.edge_start
+        if n == 0:
+            continue  # no edges: does not break a run
+        if k.dense is None and n <= limit:
+            current.append(lv)
+        else:
+            close()
+    close()
+    return runs
 
 
 def _global_edges(

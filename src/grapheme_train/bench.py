@@ -760,6 +760,14 @@ class _UsageProblem(click.ClickException):
     metavar="KEY=VALUE",
     help="Backend option passed to get_backend, e.g. num_threads=2 (repeatable).",
 )
+@click.option(
+    "--regime",
+    "regimes",
+    multiple=True,
+    type=click.Choice(["dense", "deep", "edit"]),
+    help="Run these regimes instead (repeatable; see grapheme_train.bench_regimes): "
+    "dense-shaped model vs torch nn.Sequential, 512-level graph vs 8 levels, edit loop.",
+)
 @click.option("--inputs", default=STANDARD.inputs, hidden=True, type=click.IntRange(min=1))
 @click.option("--levels", default=STANDARD.levels, hidden=True, type=click.IntRange(min=1))
 @click.option("--width", default=STANDARD.width, hidden=True, type=click.IntRange(min=1))
@@ -783,6 +791,7 @@ def bench(
     fan_in: int,
     batch: int,
     tiny: bool,
+    regimes: tuple[str, ...] = (),
 ) -> None:
     """Benchmark a backend on the standard 1M-edge graph against a plain SciPy sweep."""
     shape = GraphShape(inputs=inputs, levels=levels, width=width, fan_in=fan_in, batch=batch)
@@ -794,6 +803,12 @@ def bench(
         backend = get_backend(backend_name, **opts)
     except (BackendNotFoundError, BackendLoadError, IncompatibleBackendError, ValueError) as exc:
         raise _UsageProblem(str(exc)) from exc
+    if regimes:
+        from grapheme_train.bench_regimes import render_regimes, run_regimes
+
+        result = run_regimes(backend, regimes, runs, quick=tiny)
+        click.echo(jsonout.dumps(result) if as_json else render_regimes(result))
+        return
     line = Status(f"bench {backend.name}", 2 if small_only else 3)
     try:
         result = run_bench(backend, runs, small_only, shape, small, naive, opts, line.step)
