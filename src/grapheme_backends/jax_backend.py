@@ -485,6 +485,9 @@ class JaxBackend:
         (topological positions). One jitted reverse sweep (per plan and batch size) gives
         ``dL/dz``; the candidates are padded to a power of two so that few sizes trace."""
         del weight, bias
+        batch, padded = grad_out.shape[0], cache.h.shape[1]
+        if padded != batch:  # the forward padded the batch to its bucket: zero gradient rows
+            grad_out = jnp.pad(grad_out, ((0, padded - batch), (0, 0)))
         fn = _CANDIDATE_FNS.get(compiled)
         if fn is None:
             fn = jax.jit(functools.partial(_candidate_grads, compiled.groups))

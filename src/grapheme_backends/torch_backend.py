@@ -511,48 +511,10 @@ class TorchBackend(DensePolicy):
         c = compiled
         h = cache.h
         cache.check_weights()
-        batch = h.shape[1]
-        g = torch.zeros_like(h)
-        if c.output_range is not None:
-            g[c.output_range[0] : c.output_range[1]] = grad_out.T.to(h.dtype)
-        else:  # positions are distinct
-            g.index_copy_(0, c.output_positions, grad_out.T.to(h.dtype))
         # every level with edges writes all its entries when batch > 0: no zero fill needed
-        alloc = torch.empty if batch else torch.zeros
+        alloc = torch.empty if h.shape[1] else torch.zeros
         grad_entries = alloc(c.num_entries, dtype=h.dtype, device=h.device)
-        for lv, w in zip(reversed(c.levels), reversed(cache.values), strict=True):
-            delta = g[lv.start : lv.stop]  # becomes dL/dz of this level, in place
-            h_lv = h[lv.start : lv.stop]
-            for act, rows in lv.groups:
-                if rows is None:
-                    d = self.activation_grad(act, h_lv)
-                    if d is not None:
-                        delta.mul_(d)
-                else:
-                    d = self.activation_grad(act, h_lv.index_select(0, rows))
-                    if d is not None:
-                        delta.index_copy_(0, rows, delta.index_select(0, rows).mul_(d))
-            if w is None or not batch:
-                continue
-            if lv.dense is not None:
-                src = self._dense_sources(lv, h)
-                if lv.dense_cols is None:
-                    g[lv.dense.col_start : lv.dense.col_stop].addmm_(w.t(), delta)
-                else:
-                    g.index_add_(0, lv.dense_cols, w.t() @ delta)
-                out = grad_entries[lv.k0 : lv.k1].view(lv.dense.rows, lv.dense.n_cols)
-                torch.mm(delta, src.t(), out=out)
-            elif c.kernels == "csr":
-                at = self._csr(
-                    lv.t_crow, lv.t_col, w.index_select(0, lv.t_order), (lv.start, lv.rows)
-                )
-                g[: lv.start].addmm_(at, delta)
-                pattern = self._csr(lv.crow, lv.col, lv.zero_values, (lv.rows, lv.start))
-                sampled = torch.sparse.sampled_addmm(pattern, delta, h[: lv.start].T, beta=0.0)
-                grad_entries[lv.k0 : lv.k1] = sampled.values()
-            else:
-                self._index_add_product(g, lv.src, delta, lv.row, w)
-                self.edge_grads(delta, h, lv.row, lv.src, grad_entries[lv.k0 : lv.k1])
+        g = self._reverse_sweep(c, cache, grad_out, grad_entries)
         grad_w = grad_entries if c.grad_identity else grad_entries.index_select(0, c.grad_index)
         grad_b = g.sum(dim=1) * c.has_bias
         if not c.order_identity:
@@ -600,12 +562,27 @@ class TorchBackend(DensePolicy):
     ) -> torch.Tensor:
         """``dL/dz`` of every node (``[N, B]``, topological positions): the reverse sweep of
         :meth:`backward` without the weight gradients."""
-        c = compiled
+        return self._reverse_sweep(compiled, cache, grad_out, None)
+
+    def _reverse_sweep(
+        self,
+        c: CompiledTorchPlan,
+        cache: ForwardCache,
+        grad_out: torch.Tensor,
+        grad_entries: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The levels in reverse: returns ``dL/dz`` ``[N, B]`` of every position and, when
+        ``grad_entries`` is given, writes the weight gradient of every entry into it."""
         h = cache.h
+        batch = h.shape[1]
         g = torch.zeros_like(h)
-        g.index_copy_(0, c.output_positions, grad_out.T.to(h.dtype))
+        if c.output_range is not None:
+            g[c.output_range[0] : c.output_range[1]] = grad_out.T.to(h.dtype)
+        else:  # positions are distinct
+            g.index_copy_(0, c.output_positions, grad_out.T.to(h.dtype))
+        weight_grads = grad_entries is not None
         for lv, w in zip(reversed(c.levels), reversed(cache.values), strict=True):
-            delta = g[lv.start : lv.stop]
+            delta = g[lv.start : lv.stop]  # becomes dL/dz of this level, in place
             h_lv = h[lv.start : lv.stop]
             for act, rows in lv.groups:
                 if rows is None:
@@ -616,15 +593,29 @@ class TorchBackend(DensePolicy):
                     d = self.activation_grad(act, h_lv.index_select(0, rows))
                     if d is not None:
                         delta.index_copy_(0, rows, delta.index_select(0, rows).mul_(d))
-            if w is None or not h.shape[1]:
+            if w is None or not batch:
                 continue
-            if c.kernels == "csr":
+            if lv.dense is not None:
+                if lv.dense_cols is None:
+                    g[lv.dense.col_start : lv.dense.col_stop].addmm_(w.t(), delta)
+                else:
+                    g.index_add_(0, lv.dense_cols, w.t() @ delta)
+                if weight_grads:
+                    out = grad_entries[lv.k0 : lv.k1].view(lv.dense.rows, lv.dense.n_cols)
+                    torch.mm(delta, self._dense_sources(lv, h).t(), out=out)
+            elif c.kernels == "csr":
                 at = self._csr(
                     lv.t_crow, lv.t_col, w.index_select(0, lv.t_order), (lv.start, lv.rows)
                 )
                 g[: lv.start].addmm_(at, delta)
+                if weight_grads:
+                    pattern = self._csr(lv.crow, lv.col, lv.zero_values, (lv.rows, lv.start))
+                    sampled = torch.sparse.sampled_addmm(pattern, delta, h[: lv.start].T, beta=0.0)
+                    grad_entries[lv.k0 : lv.k1] = sampled.values()
             else:
                 self._index_add_product(g, lv.src, delta, lv.row, w)
+                if weight_grads:
+                    self.edge_grads(delta, h, lv.row, lv.src, grad_entries[lv.k0 : lv.k1])
         return g
 
     @torch.no_grad()

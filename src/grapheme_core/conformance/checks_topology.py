@@ -121,3 +121,32 @@ def _candidate_fd(ctx: Context) -> None:
             error=err,
             ratio=err / FINITE_DIFFERENCES,
         )
+
+
+@_check(
+    "candidate.dense_level",
+    "candidate gradients into a level dense enough for the dense-block kernels equal the oracle's",
+)
+def _candidate_dense_level(ctx: Context) -> None:
+    rng = np.random.default_rng(7)
+    for dtype in ctx.dtypes:
+        dag = ctx.dag(dtype, seed=7)
+        ins = dag.add_nodes(24, "input")
+        hid = dag.add_nodes(16, "hidden", "tanh")
+        out = dag.add_nodes(4, "output")
+        src, dst = np.repeat(ins, hid.shape[0]), np.tile(hid, ins.shape[0])
+        kept = rng.random(src.shape[0]) < 0.8  # ~307 of 384 cells: a dense block
+        dag.add_edges(src[kept], dst[kept])
+        dag.add_edges(np.repeat(hid, out.shape[0]), np.tile(out, hid.shape[0]))
+        cand_src, cand_dst = src[~kept], dst[~kept]
+        x = rng.normal(size=(5, ins.shape[0]))
+        probe = rng.normal(size=(5, out.shape[0]))
+        dag.forward(x)
+        dag.backward_accumulate(probe)
+        grown = _with_edges(dag, cand_src, cand_dst)
+        compare(
+            f"dense level 24 -> 16 at 80% [{dtype}] candidate gradients vs oracle",
+            dag.candidate_gradients(cand_src, cand_dst),
+            Oracle(grown).gradients(x, probe)["weight"][-cand_src.shape[0] :],
+            GRAD[dtype],
+        )
