@@ -254,6 +254,18 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
     help="Evaluate at most N held-out examples per domain [default: all of the split].",
 )
 @click.option(
+    "--train-limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Train on at most N examples per domain (a seeded sample; for quick runs).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    metavar="B",
+    help="Rows per minibatch, shared equally by the brains [default: 256].",
+)
+@click.option(
     "--checkpoint",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
@@ -297,6 +309,8 @@ def train(
     dtype: str | None,
     data: tuple[Path, ...],
     heldout: int | None,
+    train_limit: int | None,
+    batch_size: int | None,
     checkpoint: Path | None,
     resume: Path | None,
     metrics_out: Path | None,
@@ -309,7 +323,8 @@ def train(
     started = time.perf_counter()
     given = {
         "lr": lr, "optimizer": optimizer, "seed": seed, "hidden": hidden,
-        "dtype": dtype, "heldout": heldout,
+        "dtype": dtype, "heldout": heldout, "train_limit": train_limit,
+        "batch_size": batch_size,
     }  # fmt: skip
     backend_obj = _resolve_backend(backend, device)
     settings, prepared, trainer = _setup(backend_obj, resume, given, epochs, data)
