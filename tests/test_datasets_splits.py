@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from grapheme_train.data import builtin_examples, example_to_json
-from grapheme_train.datasets import SourceUnavailableError, keyed_split, load_splits
-from grapheme_train.datasets import arithmetic, digits, prose, sequences
+from grapheme_train.datasets import (
+    SourceUnavailableError,
+    arithmetic,
+    digits,
+    keyed_split,
+    load_splits,
+    prose,
+    sequences,
+)
 
 
 def _keys(examples):

@@ -64,7 +64,7 @@ def test_ask_reproduces_evaluate_on_heldout(ckpt):
         for e in group:
             try:
                 got = ask(model, router, e.input)
-            except Exception:  # noqa: BLE001 - misrouted counts as wrong, as in evaluate
+            except Exception:
                 continue
             answer = got.next if domain == "text" else got.answer
             hits += got.brain == domain and answer == e.answer

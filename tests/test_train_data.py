@@ -82,8 +82,6 @@ def test_builtin_vision_patterns() -> None:
     assert (square == expect).all()
 
 
-
-
 def test_by_domain_groups_in_domain_order() -> None:
     groups = by_domain(builtin_examples())
     assert list(groups) == ["math", "text", "timeseries", "vision"]
@@ -112,8 +110,6 @@ def test_heldout_is_seeded() -> None:
         heldout_examples(0, per_domain=-1)
 
 
-
-
 # -- JSONL ----------------------------------------------------------------------------
 
 
@@ -131,8 +127,6 @@ GOOD = [
     json.dumps({"input": {"csv": "5,4,3"}, "answer": "2", "domain": "timeseries"}),
     json.dumps({"input": {"width": 2, "height": 2, "pixels": [1, 0, 0, 1]}, "answer": "diag"}),
 ]
-
-
 
 
 BAD = [
@@ -209,8 +203,6 @@ UNTRAINABLE = [
     ('{"input": ' + str(list(range(20))) + ', "answer": "20"}', "longer than 12"),
     ('{"input": {"width": 1, "height": 1, "pixels": [1]}, "answer": "Dot"}', "alphabet"),
 ]
-
-
 
 
 def test_correct_math_answers_in_other_spellings_are_accepted(tmp_path: Path) -> None:

@@ -41,25 +41,11 @@ def test_layout_slices_and_node_ids() -> None:
     assert flat == model.dag.output_nodes
 
 
-
-
-
-
 def _loss(model: SharedAGIModel, brain: str, encs, targets) -> float:
     model.write_to_slice(brain, encs)
     model.forward()
     y = model.read_from_slice(brain)
     return float(((y - targets) ** 2).mean(axis=1).sum())
-
-
-
-
-
-
-
-
-
-
 
 
 def test_raw_arrays_and_several_brains_in_one_forward() -> None:

@@ -39,8 +39,6 @@ INPUTS: list[Input] = [
 # -- codec -----------------------------------------------------------------------------
 
 
-
-
 def test_codec_decodes_noisy_activations_by_nearest_code() -> None:
     rng = np.random.default_rng(0)
     codec = AnswerCodec(PRINTABLE, 16)
@@ -117,8 +115,6 @@ def test_each_module_accepts_only_its_kinds() -> None:
 # -- input encodings -------------------------------------------------------------------
 
 
-
-
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_training_inputs_are_distinct_and_well_shaped(domain: str, emb: Embedding) -> None:
     module = MODULES[domain]
@@ -131,8 +127,6 @@ def test_training_inputs_are_distinct_and_well_shaped(domain: str, emb: Embeddin
     dists = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=2)
     assert (dists[~np.eye(len(x), dtype=bool)] > 1e-3).all()
     assert module.input_matrix([], emb).shape == (0, module.input_size(DIM))
-
-
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -174,8 +168,6 @@ def test_embedding_gradients_match_finite_differences(domain: str, emb: Embeddin
 # -- math --------------------------------------------------------------------------------
 
 
-
-
 def test_math_solve_and_answer_check() -> None:
     math = MathModule()
     assert math.solve(TextInput("(1 + 2) * 4")) == "12"
@@ -190,11 +182,7 @@ def test_math_solve_and_answer_check() -> None:
 # -- text --------------------------------------------------------------------------------
 
 
-
-
 # -- time series ---------------------------------------------------------------------------
-
-
 
 
 # -- vision --------------------------------------------------------------------------------
@@ -212,5 +200,3 @@ def test_resample_is_exact_at_native_size_and_averages_blocks() -> None:
     assert np.allclose(up, np.kron(small, np.ones((2, 2))))
     odd = resample(ImageInput(3, 1, [0, 0.3, 0.9]), 1, 1)
     assert odd[0, 0] == pytest.approx(0.4)
-
-

@@ -190,8 +190,6 @@ def test_conformance_unwritable_report_exits_2(tmp_path: Path) -> None:
     assert "--report" in result.stderr
 
 
-
-
 # -- non-finite loss: the state kept must really have a finite loss -------------------------
 
 
@@ -200,7 +198,3 @@ def _strict_json(line: str) -> object:
         raise ValueError(f"non-standard JSON constant {value}")
 
     return json.loads(line, parse_constant=refuse)
-
-
-
-

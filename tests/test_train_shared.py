@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
-from grapheme_train.data import Example, load_jsonl
 from grapheme_train.datasets import load_splits
 from grapheme_train.errors import DataError
 from grapheme_train.inputs import ImageInput, SequenceInput, TextInput
 from grapheme_train.model import ModelConfig, SharedAGIModel
 from grapheme_train.modules import MathModule, TextModule, TimeSeriesModule, fit_modules
-from grapheme_train.router import CognitiveRouter
 from grapheme_train.session import merge_settings, prepare_data
 
 

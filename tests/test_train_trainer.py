@@ -119,10 +119,9 @@ def test_lr_decays_by_step_only(prepared):
 
 def test_non_finite_loss_is_detected(prepared):
     t = _trainer(prepared, lr=1e12)
-    with pytest.raises(NonFiniteLossError):
-        with np.errstate(all="ignore"):
-            for _ in range(5):
-                t.train_epoch()
+    with pytest.raises(NonFiniteLossError), np.errstate(all="ignore"):
+        for _ in range(5):
+            t.train_epoch()
 
 
 def test_evaluation_reports_text_baseline(prepared):

@@ -19,6 +19,7 @@ Training one brain on a batch::
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -138,7 +139,9 @@ class SharedAGIModel:
         )
         ins = dag.add_nodes(self.n_inputs, "input")
         encoders = {b: dag.add_nodes(cfg.encoder, "hidden", cfg.activation) for b in self.slices}
-        trunk = [dag.add_nodes(cfg.hidden, "hidden", cfg.activation) for _ in range(cfg.trunk_depth)]
+        trunk = [
+            dag.add_nodes(cfg.hidden, "hidden", cfg.activation) for _ in range(cfg.trunk_depth)
+        ]
         outs = dag.add_nodes(self.n_outputs, "output", Activation.LINEAR)
 
         def dense(src: np.ndarray, dst: np.ndarray) -> None:
@@ -150,7 +153,7 @@ class SharedAGIModel:
             dense(encoders[b], trunk[0])
             if self.modules[b].linear_skip:
                 dense(ins[r.start : r.stop], outs[o.start : o.stop])
-        for a, b in zip(trunk, trunk[1:], strict=False):
+        for a, b in itertools.pairwise(trunk):
             dense(a, b)
         dense(trunk[-1], outs)
         layers = {
@@ -307,7 +310,7 @@ class SharedAGIModel:
         y = np.asarray(self.dag.forward(x), dtype=np.float64)
         grad = np.zeros_like(y)
         out: dict[str, np.ndarray] = {}
-        for (brain, chars, _, targets), (a, b) in zip(parts, spans, strict=True):
+        for (brain, _chars, _, targets), (a, b) in zip(parts, spans, strict=True):
             r = self.slices[brain].output_range
             losses, g = self.modules[brain].loss(y[a:b, r.start : r.stop], targets)
             grad[a:b, r.start : r.stop] = g / divisor
@@ -326,8 +329,9 @@ class SharedAGIModel:
         self._last = None
         return out
 
-    def gradient_share(self, samples: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
-                       ) -> dict[str, float]:
+    def gradient_share(
+        self, samples: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    ) -> dict[str, float]:
         """Share of the DagNN's parameters (weights and biases) with a non-zero gradient
         from each brain's batch alone, and from every brain (``"all"``).
 

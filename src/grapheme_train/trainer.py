@@ -183,7 +183,9 @@ class Trainer:
         if shard is not None:
             rank, world = shard
             if not (world >= 1 and 0 <= rank < world):
-                raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}")
+                raise ValueError(
+                    f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}"
+                )
         self.model = model
         self.lr = float(lr)
         self.examples = tuple(examples)
@@ -245,7 +247,8 @@ class Trainer:
         model = self.model
         per, steps = self.per_brain, self.steps_per_epoch
         orders = {
-            d: self._order(epoch, i, len(s), per * steps) for i, (d, s) in enumerate(self.sets.items())
+            d: self._order(epoch, i, len(s), per * steps)
+            for i, (d, s) in enumerate(self.sets.items())
         }
         sums = dict.fromkeys(self.sets, 0.0)
         global_batch = per * len(self.sets)
@@ -271,7 +274,9 @@ class Trainer:
             if not math.isfinite(v):
                 raise NonFiniteLossError(epoch, f"the {d} loss", v)
         previous = self.history[-1].loss if self.history else None
-        record = EpochRecord(epoch, loss, domain_loss, None if previous is None else loss - previous)
+        record = EpochRecord(
+            epoch, loss, domain_loss, None if previous is None else loss - previous
+        )
         extra: dict[str, Any] = {"lr": self.lr_at(epoch * steps - 1)}
         for got in self._call("on_epoch_end", epoch, record):
             if got:
@@ -297,13 +302,13 @@ class Trainer:
             scores[domain] = self._score(domain, group, router)
         return scores
 
-    def _score(
-        self, domain: str, group: Sequence[Example], router: CognitiveRouter
-    ) -> DomainScore:
+    def _score(self, domain: str, group: Sequence[Example], router: CognitiveRouter) -> DomainScore:
         model, module = self.model, self.model.modules[domain]
         enc = encode_set(model, domain, group)
         outputs = self.forward_rows(domain, enc.chars, enc.features)
-        encodings = [module.encode_input(e.input) for e in group] if enc.contexts is not None else None
+        encodings = (
+            [module.encode_input(e.input) for e in group] if enc.contexts is not None else None
+        )
         decoded = module.decode_answers(outputs, encodings)
         losses, _ = module.loss(outputs, enc.targets)
         correct = misrouted = 0
@@ -348,7 +353,7 @@ class Trainer:
         return np.concatenate(out) if out else np.zeros((0, r.stop - r.start))
 
     def gradient_share(self, rows: int = 64) -> dict[str, float]:
-        """:meth:`SharedAGIModel.gradient_share` on the first ``rows`` training rows of each brain."""
+        """SharedAGIModel.gradient_share on the first ``rows`` training rows of each brain."""
         samples = {d: s.rows(np.arange(min(rows, len(s)))) for d, s in self.sets.items()}
         return self.model.gradient_share(samples)
 
@@ -369,9 +374,7 @@ class Trainer:
             if arr.dtype.kind == "f" and not np.isfinite(arr).all():
                 bad = arr[~np.isfinite(arr)][0]
                 raise NonFiniteLossError(self.epoch, f"the updated parameter array {name}", bad)
-        hooks = {
-            h.name: h.state_dict() for h in self.hooks if getattr(h, "state_dict", None)
-        }
+        hooks = {h.name: h.state_dict() for h in self.hooks if getattr(h, "state_dict", None)}
         meta = {
             "model": meta,
             "trainer": {

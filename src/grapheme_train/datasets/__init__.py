@@ -63,9 +63,9 @@ def load_splits(
         if train_limit is not None and train_limit < len(items_train):
             builtin = [e for e in items_train if e.source.startswith("builtin")]
             rest = [e for e in items_train if not e.source.startswith("builtin")]
-            pick = np.random.default_rng(np.random.SeedSequence([seed, 98])).permutation(
-                len(rest)
-            )[: max(0, train_limit - len(builtin))]
+            pick = np.random.default_rng(np.random.SeedSequence([seed, 98])).permutation(len(rest))[
+                : max(0, train_limit - len(builtin))
+            ]
             items_train = builtin[:train_limit] + [rest[i] for i in sorted(pick)]
         train += items_train
         # A seeded order, so that a capped held-out set is a sample of the whole split.

@@ -96,9 +96,7 @@ class MathModule(DomainModule):
         match = _BINARY.match(text)
         if match:
             a, op, b = match.groups()
-            operands = np.concatenate(
-                [_places(a), np.eye(len(_OPS))[_OPS.index(op)], _places(b)]
-            )
+            operands = np.concatenate([_places(a), np.eye(len(_OPS))[_OPS.index(op)], _places(b)])
         else:
             if len(text) > self.max_chars:
                 raise EncodingError(
