@@ -18,8 +18,16 @@ from grapheme_train.modules import MathModule
 from grapheme_train.trainer import NonFiniteLossError, Trainer
 
 
+SMALL = ["--train-limit", "40", "--heldout", "8", "--batch-size", "32"]
+_COMMANDS = {"backends", "plot", "conformance", "bench", "ask", "evaluate", "train"}
+
+
 def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    """Training runs use a small seeded sample of the datasets (fast)."""
+    argv = [str(a) for a in args]
+    if argv and argv[0] not in _COMMANDS and "--help" not in argv and "--resume" not in argv:
+        argv = [*argv, *SMALL]
+    return CliRunner().invoke(cli, argv, catch_exceptions=False)
 
 
 # -- math parser: numbers beyond Python's int <-> str digit limit ---------------------------
