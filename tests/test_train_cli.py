@@ -200,16 +200,17 @@ def test_untrainable_data_reports_file_and_line(tmp_path: Path) -> None:
 
 def test_data_file_examples_join_training(tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
-    long_answer = "Grass is green, mostly"  # longer than the 16 default text slots
     data.write_text(
-        json.dumps({"input": "What color is grass?", "answer": long_answer}) + "\n"
+        json.dumps({"input": "What color is grass", "answer": "?"}) + "\n"
         + json.dumps({"input": [5, 10, 15, 20], "answer": "25", "domain": "timeseries"}) + "\n"
+        + json.dumps({"input": {"width": 2, "height": 2, "pixels": [1, 0, 0, 1]},
+                      "answer": "diagonal"}) + "\n"
     )  # fmt: skip
     summary = json.loads(invoke("--data", data, "--epochs", "2", "-q", "--json").stdout)
-    assert summary["examples"]["train"] == 22
-    text = summary["slices"]["text"]["outputs"]
-    assert text[1] - text[0] == len(long_answer) * 96  # slots sized from the data
-    assert summary["evaluation"]["train"]["text"]["examples"] == 5
+    assert summary["examples"]["train"] == 4 * 40 + 3
+    vision = summary["slices"]["vision"]["outputs"]
+    assert vision[1] - vision[0] == 14  # the labels grow from the data: 13 + "diagonal"
+    assert summary["evaluation"]["train"]["text"]["examples"] == 41
 
 
 # -- backends -------------------------------------------------------------------------------
@@ -327,7 +328,8 @@ def test_real_sigint(tmp_path: Path) -> None:
         "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
         "from grapheme_train.cli import main; main(sys.argv[1:])"
     )
-    args = ["--epochs", "100000", "--checkpoint", str(ckpt), "--metrics-out", str(metrics), "-q"]
+    args = ["--epochs", "100000", "--checkpoint", str(ckpt), "--metrics-out", str(metrics), "-q",
+            *SMALL]  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
