@@ -17,7 +17,6 @@ from grapheme_train.mathparse import MAX_DIGITS, MathSyntaxError, evaluate
 from grapheme_train.modules import MathModule
 from grapheme_train.trainer import NonFiniteLossError, Trainer
 
-
 SMALL = ["--train-limit", "40", "--heldout", "8", "--batch-size", "32"]
 _COMMANDS = {"backends", "plot", "conformance", "bench", "ask", "evaluate", "train"}
 
