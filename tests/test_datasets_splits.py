@@ -112,3 +112,12 @@ def test_digits_loader_without_sklearn(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(SourceUnavailableError, match="pip install scikit-learn"):
         digits.load_digits()
+
+
+def test_legacy_series_generator_stops_instead_of_hanging():
+    import numpy as np
+
+    from grapheme_train.data import generate_timeseries
+
+    with pytest.raises(ValueError, match="distinct progressions"):
+        generate_timeseries(np.random.default_rng(0), 280)

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from grapheme_train import MathOverflowError, builtin_examples, default_router
-from grapheme_train.checkpoint import load_training, restore_trainer
+from grapheme_train import MathOverflowError, default_router
 from grapheme_train.cli import cli
-from grapheme_train.data import load_jsonl, resolve_examples
+from grapheme_train.data import load_jsonl
 from grapheme_train.errors import DataError, InputError, LowConfidenceError
 from grapheme_train.inputs import ImageInput, SequenceInput, TextInput
 from grapheme_train.mathparse import MAX_DIGITS, MathSyntaxError, evaluate
 from grapheme_train.modules import MathModule
 from grapheme_train.trainer import NonFiniteLossError, Trainer
 
+SMALL = ["--train-limit", "40", "--heldout", "8", "--batch-size", "32"]
+_COMMANDS = {"backends", "plot", "conformance", "bench", "ask", "evaluate", "train"}
+
 
 def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    """Training runs use a small seeded sample of the datasets (fast)."""
+    argv = [str(a) for a in args]
+    if argv and argv[0] not in _COMMANDS and "--help" not in argv and "--resume" not in argv:
+        argv = [*argv, *SMALL]
+    return CliRunner().invoke(cli, argv, catch_exceptions=False)
 
 
 # -- math parser: numbers beyond Python's int <-> str digit limit ---------------------------
@@ -192,15 +197,6 @@ def test_conformance_unwritable_report_exits_2(tmp_path: Path) -> None:
     assert "--report" in result.stderr
 
 
-def test_json_stdout_is_only_json_with_data_and_checkpoint(tmp_path: Path) -> None:
-    data = tmp_path / "d.jsonl"
-    data.write_bytes(b'\xef\xbb\xbf{"input": "7 * 6", "answer": "42"}\n')
-    result = invoke("--data", data, "--checkpoint", tmp_path / "c.ckpt", "--epochs", "2", "--json")
-    assert result.exit_code == 0
-    summary = json.loads(result.stdout)
-    assert summary["examples"]["train"] == 21
-
-
 # -- non-finite loss: the state kept must really have a finite loss -------------------------
 
 
@@ -209,30 +205,3 @@ def _strict_json(line: str) -> object:
         raise ValueError(f"non-standard JSON constant {value}")
 
     return json.loads(line, parse_constant=refuse)
-
-
-def test_overflow_after_the_last_step_exits_1_and_writes_no_nan(tmp_path: Path) -> None:
-    """The last update leaves finite parameters whose loss is NaN: exit 1, no NaN JSON."""
-    ckpt, metrics = tmp_path / "c.ckpt", tmp_path / "m.jsonl"
-    result = invoke(
-        "--lr", "1e30", "--optimizer", "sgd", "--epochs", "1", "--json",
-        "--checkpoint", ckpt, "--metrics-out", metrics,
-    )  # fmt: skip
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    assert "not finite" in result.stderr and "after epoch 1" in result.stderr
-    for line in metrics.read_text().splitlines():
-        _strict_json(line)
-    assert load_training(ckpt)[0]["trainer"]["epoch"] == 0
-
-
-def test_kept_checkpoint_after_a_non_finite_loss_has_a_finite_loss(tmp_path: Path) -> None:
-    ckpt = tmp_path / "c.ckpt"
-    result = invoke("--lr", "1e30", "--optimizer", "sgd", "--epochs", "20", "--checkpoint", ckpt)
-    assert result.exit_code == 1
-    meta, arrays = load_training(ckpt)
-    good = meta["trainer"]["epoch"]
-    assert f"(epoch {good}) is kept" in result.stderr
-    examples = resolve_examples(builtin_examples(), default_router())
-    trainer = restore_trainer(meta, arrays, examples, "numpy")
-    assert math.isfinite(trainer.train_epoch().loss)  # the kept state itself is good

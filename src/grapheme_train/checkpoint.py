@@ -78,6 +78,7 @@ def restore_trainer(
             batch_size=int(state.get("batch_size", 256)),
             total_epochs=state.get("total_epochs"),
             min_lr_ratio=float(state.get("min_lr_ratio", 0.05)),
+            half_life=float(state.get("half_life", 3.0)),
             seed=int(state.get("seed", 0)),
             **trainer_options,
         )

@@ -333,6 +333,18 @@ def _topology(trainer: Any, topology: str | None, density, update_every, seed: i
     help="Evaluate at most N held-out examples per domain [default: all of the split].",
 )
 @click.option(
+    "--train-limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Train on at most N examples per domain (a seeded sample; for quick runs).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    metavar="B",
+    help="Rows per minibatch, shared equally by the brains [default: 256].",
+)
+@click.option(
     "--checkpoint",
     type=NonEmptyPath(dir_okay=False, path_type=Path),
     metavar="PATH",
@@ -396,6 +408,8 @@ def train(
     dtype: str | None,
     data: tuple[Path, ...],
     heldout: int | None,
+    train_limit: int | None,
+    batch_size: int | None,
     checkpoint: Path | None,
     resume: Path | None,
     metrics_out: Path | None,
@@ -413,7 +427,8 @@ def train(
     started = time.perf_counter()
     given = {
         "lr": lr, "optimizer": optimizer, "seed": seed, "hidden": hidden,
-        "dtype": dtype, "heldout": heldout,
+        "dtype": dtype, "heldout": heldout, "train_limit": train_limit,
+        "batch_size": batch_size,
     }  # fmt: skip
     loaded = _load_resume(resume)
     given_launch = Launch(

@@ -136,7 +136,12 @@ def generate_math(rng: np.random.Generator, count: int) -> list[Example]:
     """New arithmetic (2-3 operands, parentheses) with a whole answer in [0, 1000), unseen."""
     seen = {q.replace(" ", "") for q, _ in _MATH}
     out: list[Example] = []
+    misses = 0
     while len(out) < count:
+        if misses > 200_000:
+            raise ValueError(
+                f"only {len(out)} distinct expressions could be generated, {count} asked"
+            )
         a, b, c = (int(v) for v in rng.integers(1, 21, size=3))
         op1, op2 = (str(o) for o in rng.choice(list("+-*/"), size=2))
         form = int(rng.integers(0, 3))
@@ -146,6 +151,7 @@ def generate_math(rng: np.random.Generator, count: int) -> list[Example]:
         except GraphemeTrainError:
             continue
         if value.denominator != 1 or not 0 <= value < 1000 or text.replace(" ", "") in seen:
+            misses += 1
             continue
         seen.add(text.replace(" ", ""))
         out.append(Example(TextInput(text), str(value.numerator), "math"))
@@ -170,9 +176,16 @@ def generate_timeseries(rng: np.random.Generator, count: int) -> list[Example]:
     """New progressions (arithmetic, geometric, Fibonacci-like) of 5 values plus the next."""
     seen = {tuple(v) for v, _ in _SERIES}
     out: list[Example] = []
+    misses = 0
     while len(out) < count:
+        if misses > 20_000:  # the generator has run out of distinct progressions
+            raise ValueError(
+                f"only {len(out)} distinct progressions could be generated, {count} asked; "
+                "ask for fewer (the datasets in grapheme_train.datasets cap instead)"
+            )
         seq = _series(int(rng.integers(0, 3)), rng)
         if tuple(seq[:5]) in seen:
+            misses += 1
             continue
         seen.add(tuple(seq[:5]))
         out.append(Example(SequenceInput(seq[:5]), str(seq[5]), "timeseries"))

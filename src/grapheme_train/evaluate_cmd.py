@@ -38,7 +38,7 @@ def evaluate_command(checkpoint: Path, data: Path | None, as_json: bool) -> None
     try:
         model, router, meta = load_model(checkpoint)
         run = meta["run"]
-        splits = load_splits(int(run.get("seed", 0)), run.get("heldout"))
+        splits = load_splits(int(run.get("seed", 0)), run.get("heldout"), run.get("train_limit"))
         examples = splits.heldout if data is None else route_examples(load_jsonl(data), router)
         trainer = Trainer(model, splits.train, float(meta["trainer"].get("lr", 0.003)))
         scores = trainer.evaluate(examples, router)

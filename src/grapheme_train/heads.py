@@ -166,7 +166,7 @@ def format_value(value: float, integer: bool) -> str:
     if not math.isfinite(value):
         return "nan"
     if integer:
-        return str(int(round(value)))
+        return str(round(value))
     text = f"{value:.6g}"
     return text
 

@@ -19,6 +19,7 @@ Training one brain on a batch::
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -152,7 +153,7 @@ class SharedAGIModel:
             dense(encoders[b], trunk[0])
             if self.modules[b].linear_skip:
                 dense(ins[r.start : r.stop], outs[o.start : o.stop])
-        for a, b in zip(trunk, trunk[1:], strict=False):
+        for a, b in itertools.pairwise(trunk):
             dense(a, b)
         dense(trunk[-1], outs)
         layers = {
@@ -309,7 +310,7 @@ class SharedAGIModel:
         y = np.asarray(self.dag.forward(x), dtype=np.float64)
         grad = np.zeros_like(y)
         out: dict[str, np.ndarray] = {}
-        for (brain, chars, _, targets), (a, b) in zip(parts, spans, strict=True):
+        for (brain, _chars, _, targets), (a, b) in zip(parts, spans, strict=True):
             r = self.slices[brain].output_range
             losses, g = self.modules[brain].loss(y[a:b, r.start : r.stop], targets)
             grad[a:b, r.start : r.stop] = g / divisor

@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "dtype": "float32",
     "heldout": None,
     "batch_size": 256,
+    "train_limit": None,
 }
 """Defaults of the settings that a resumed run must share with its checkpoint."""
 
@@ -69,6 +70,7 @@ class RunSettings:
     dtype: str
     heldout: int | None
     batch_size: int = 256
+    train_limit: int | None = None
     threshold: float = 0.5
 
     def model_config(self) -> ModelConfig:
@@ -225,7 +227,7 @@ def prepare_data(
     Without ``modules`` (a fresh run) the modules are sized to fit the data; with them
     (a resume) the data must fit them. Any problem raises ``DataError`` (file:line).
     """
-    splits = load_splits(settings.seed, settings.heldout)
+    splits = load_splits(settings.seed, settings.heldout, settings.train_limit)
     examples: list[Example] = []
     for path in data_files:
         examples += load_jsonl(path)

@@ -7,8 +7,8 @@ calls the hooks' ``on_gradients``, then takes one optimizer step at the schedule
 learning rate. An *epoch* is enough steps to see every example of the largest brain once;
 smaller brains cycle through fresh permutations. Shuffling is seeded by
 ``(seed, epoch, brain)``, so the same seed gives the same run and a resumed run
-continues exactly. The learning rate follows a cosine from ``lr`` down to
-``lr * min_lr_ratio`` over ``total_epochs``.
+continues exactly. The learning rate halves every ``half_life`` epochs (per step) down
+to ``lr * min_lr_ratio``.
 
 Data parallelism: with ``shard=(rank, world_size)`` a process uses rows
 ``rank::world_size`` of every global minibatch and divides its summed loss by the global
@@ -173,6 +173,7 @@ class Trainer:
         batch_size: int = 256,
         total_epochs: int | None = None,
         min_lr_ratio: float = 0.05,
+        half_life: float = 3.0,
         seed: int = 0,
         hooks: Sequence[Any] = (),
         shard: tuple[int, int] | None = None,
@@ -197,6 +198,7 @@ class Trainer:
         self.batch_size = int(batch_size)
         self.total_epochs = total_epochs
         self.min_lr_ratio = float(min_lr_ratio)
+        self.half_life = float(half_life)
         self.seed = int(seed)
         self.hooks = list(hooks)
         self.shard = shard
@@ -218,14 +220,15 @@ class Trainer:
         return math.ceil(max(len(s) for s in self.sets.values()) / self.per_brain)
 
     def lr_at(self, step: int) -> float:
-        """The learning rate of global step ``step`` (0-based): cosine to ``min_lr_ratio``."""
-        if self.total_epochs is None:
-            return self.lr
-        total = max(1, self.total_epochs * self.steps_per_epoch)
-        t = min(step, total) / total
-        return self.lr * (
-            self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-        )
+        """The learning rate of global step ``step`` (0-based).
+
+        It halves every ``half_life`` epochs (smoothly, per step) down to
+        ``lr * min_lr_ratio``. It depends on the step only, never on how many epochs the
+        run asks for, so a run extended with ``--resume --epochs N`` is exactly the run
+        that asked for N epochs from the start.
+        """
+        decay = 0.5 ** (step / (self.half_life * self.steps_per_epoch))
+        return self.lr * max(self.min_lr_ratio, decay)
 
     def _order(self, epoch: int, index: int, size: int, need: int) -> np.ndarray:
         """Seeded row order of one brain for ``epoch``: fresh permutations until ``need``."""
@@ -354,7 +357,7 @@ class Trainer:
         return np.concatenate(out) if out else np.zeros((0, r.stop - r.start))
 
     def gradient_share(self, rows: int = 64) -> dict[str, float]:
-        """:meth:`SharedAGIModel.gradient_share` on the first ``rows`` training rows of each brain."""
+        """SharedAGIModel.gradient_share on the first ``rows`` training rows of each brain."""
         samples = {d: s.rows(np.arange(min(rows, len(s)))) for d, s in self.sets.items()}
         return self.model.gradient_share(samples)
 
@@ -384,6 +387,7 @@ class Trainer:
                 "batch_size": self.batch_size,
                 "total_epochs": self.total_epochs,
                 "min_lr_ratio": self.min_lr_ratio,
+                "half_life": self.half_life,
                 "seed": self.seed,
                 "history": [r.to_json() for r in self.history],
                 "hooks": hooks,

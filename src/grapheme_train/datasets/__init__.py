@@ -8,6 +8,7 @@ held-out set at ``heldout`` items per domain, saying so when a source has fewer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import attrs
@@ -37,8 +38,18 @@ class LoadedSplits:
     notes: tuple[str, ...]
 
 
-def load_splits(seed: int = 0, heldout: int | None = None) -> LoadedSplits:
+@functools.lru_cache(maxsize=8)
+def _split(domain: str, seed: int) -> Split:
+    return SOURCES[domain](seed)
+
+
+def load_splits(
+    seed: int = 0, heldout: int | None = None, train_limit: int | None = None
+) -> LoadedSplits:
     """All sources' splits; at most ``heldout`` held-out items per domain (None: all).
+
+    ``train_limit`` keeps at most that many training items per domain (the built-in
+    examples first, then a seeded sample): for quick runs and tests.
 
     Asking for more held-out items than a source has is not an error: the set is capped
     and a note says so (nothing is ever generated in a loop that could not end).
@@ -46,9 +57,17 @@ def load_splits(seed: int = 0, heldout: int | None = None) -> LoadedSplits:
     train: list[Example] = []
     held: list[Example] = []
     notes: list[str] = []
-    for domain, make in SOURCES.items():
-        split = make(seed)
-        train += split.train
+    for domain in SOURCES:
+        split = _split(domain, seed)
+        items_train = list(split.train)
+        if train_limit is not None and train_limit < len(items_train):
+            builtin = [e for e in items_train if e.source.startswith("builtin")]
+            rest = [e for e in items_train if not e.source.startswith("builtin")]
+            pick = np.random.default_rng(np.random.SeedSequence([seed, 98])).permutation(len(rest))[
+                : max(0, train_limit - len(builtin))
+            ]
+            items_train = builtin[:train_limit] + [rest[i] for i in sorted(pick)]
+        train += items_train
         # A seeded order, so that a capped held-out set is a sample of the whole split.
         order = np.random.default_rng(np.random.SeedSequence([seed, 99])).permutation(
             len(split.heldout)

@@ -43,7 +43,7 @@ def keyed_split(keys: Sequence[Hashable], seed: int, heldout_share: float) -> np
     unique = sorted({repr(k) for k in keys})
     rng = np.random.default_rng(np.random.SeedSequence([seed, _stable(unique)]))
     order = rng.permutation(len(unique))
-    n_held = int(round(heldout_share * len(unique)))
+    n_held = round(heldout_share * len(unique))
     held = {unique[i] for i in order[:n_held]}
     return np.array([repr(k) in held for k in keys], dtype=bool)
 

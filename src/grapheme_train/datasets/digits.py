@@ -52,7 +52,7 @@ def split(seed: int) -> Split:
     for digit in range(10):
         idx = np.flatnonzero(labels == digit)
         idx = idx[rng.permutation(len(idx))]
-        held[idx[: int(round(HELDOUT_SHARE * len(idx)))]] = True
+        held[idx[: round(HELDOUT_SHARE * len(idx))]] = True
     train = [e for e in builtin_examples() if e.domain == "vision"]
     heldout = []
     for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
