@@ -41,12 +41,19 @@ def check_run(run: Mapping[str, Any], path: str | Path) -> None:
         integer(run["seed"], "run.seed", path, hi=2**63 - 1)
     if "hidden" in run:
         integer(run["hidden"], "run.hidden", path, lo=1, hi=limits.get("hidden"))
-    if "heldout" in run:
-        integer(run["heldout"], "run.heldout", path, hi=limits.get("heldout"))
+    for key in ("heldout", "train_limit"):  # None: the whole split
+        if run.get(key) is not None:
+            integer(run[key], f"run.{key}", path, hi=limits.get("heldout"))
+    if "batch_size" in run:
+        integer(run["batch_size"], "run.batch_size", path, lo=1, hi=_MAX_BATCH)
     if "threshold" in run:
         number(run["threshold"], "run.threshold", path)
     if "fingerprint" in run and not isinstance(run["fingerprint"], str):
         raise CheckpointError(f"{path}: run.fingerprint must be a string")
+
+
+#: the largest minibatch a checkpoint may ask for (a crafted value must not allocate)
+_MAX_BATCH = 1 << 20
 
 
 def check_trainer(state: Mapping[str, Any], path: str | Path) -> None:
@@ -55,6 +62,14 @@ def check_trainer(state: Mapping[str, Any], path: str | Path) -> None:
     epoch = integer(state.get("epoch"), "trainer.epoch", path, hi=limits.get("epochs"))
     if number(state.get("lr"), "trainer.lr", path, lo=0.0) <= 0:
         raise CheckpointError(f"{path}: trainer.lr must be > 0")
+    if "batch_size" in state:
+        integer(state["batch_size"], "trainer.batch_size", path, lo=1, hi=_MAX_BATCH)
+    if "seed" in state:
+        integer(state["seed"], "trainer.seed", path, hi=2**63 - 1)
+    if "min_lr_ratio" in state:
+        number(state["min_lr_ratio"], "trainer.min_lr_ratio", path, lo=0.0)
+    if not isinstance(state.get("hooks", {}), dict):
+        raise CheckpointError(f"{path}: trainer.hooks must be an object (hook name -> state)")
     history = state.get("history", [])
     if not isinstance(history, list) or len(history) > epoch:
         raise CheckpointError(f"{path}: trainer.history must be a list of at most {epoch} epochs")

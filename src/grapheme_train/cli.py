@@ -12,7 +12,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -197,8 +197,10 @@ def _setup(
     given: dict[str, Any],
     epochs: int,
     data: Sequence[Path],
+    trainer_options: Mapping[str, Any],
 ) -> tuple[RunSettings, PreparedData, Trainer]:
-    """Settings, data and a trainer: fresh, or restored from ``resume`` (``loaded``)."""
+    """Settings, data and a trainer: fresh, or restored from ``resume`` (``loaded``).
+    ``trainer_options`` (``hooks=``, ``shard=``) go to the :class:`Trainer`."""
     try:
         if resume is None or loaded is None:
             settings = merge_settings(given, epochs)
@@ -211,6 +213,7 @@ def _setup(
                 batch_size=settings.batch_size,
                 total_epochs=settings.epochs,
                 seed=settings.seed,
+                **trainer_options,
             )
             return settings, prepared, trainer
         meta, arrays = loaded
@@ -222,7 +225,9 @@ def _setup(
                 f"{resume}: the training data differ from the checkpoint's; resume with the "
                 "same --data files"
             )
-        trainer = restore_trainer(meta, arrays, prepared.examples, backend, resume)
+        trainer = restore_trainer(
+            meta, arrays, prepared.examples, backend, resume, **trainer_options
+        )
         return settings, prepared, trainer
     except (DataError, SettingsConflictError, CheckpointError) as exc:
         raise UsageProblem(str(exc)) from None
@@ -270,12 +275,24 @@ def _evaluate(trainer: Trainer, prepared: PreparedData) -> dict[str, dict[str, D
     }
 
 
-def _topology(trainer: Any, topology: str | None, density, update_every, seed: int) -> None:
-    """Build and attach the --topology hook (see grapheme_train.topology_hook)."""
-    from .topology_hook import attach, build_topology_hook
+def _topology_hook(
+    topology: str | None,
+    density: float | None,
+    update_every: int | None,
+    seed: int,
+    loaded: tuple[dict[str, Any], dict[str, Any]] | None,
+) -> Any:
+    """The --topology hook (see grapheme_train.topology_hook), or None for a dense trunk.
+    A resumed run without --topology continues the checkpoint's topology mode."""
+    from .topology_hook import build_topology_hook
 
+    saved = (loaded[0].get("trainer", {}).get("hooks") or {}).get("topology") if loaded else None
+    if topology is None and isinstance(saved, dict):
+        topology = saved.get("mode")
+        density = saved.get("density") if density is None else density
+        update_every = saved.get("update_every") if update_every is None else update_every
     try:
-        attach(trainer, build_topology_hook(topology, density, update_every, seed=seed))
+        return build_topology_hook(topology, density, update_every, seed=seed)
     except (TypeError, ValueError) as exc:
         raise UsageProblem(str(exc)) from None
 
@@ -423,7 +440,9 @@ def train(
     nproc: int,
 ) -> None:
     """Train the unified model (math, text, timeseries, vision) on one shared DagNN."""
-    data_parallel_run(nproc, Trainer, device)  # --nproc N / torchrun: see distributed/
+    # --nproc N / torchrun: None in an ordinary run, this rank's share of the work in a worker
+    worker = data_parallel_run(nproc, Trainer, device, connected=True)
+    writer = worker is None or worker.is_writer  # only rank 0 writes checkpoints and metrics
     started = time.perf_counter()
     given = {
         "lr": lr, "optimizer": optimizer, "seed": seed, "hidden": hidden,
@@ -440,10 +459,18 @@ def train(
     epochs, device = int(launch.epochs or 0), launch.device
     metrics_out = None if launch.metrics_out is None else Path(launch.metrics_out)
     check_save_target(checkpoint or resume, "--checkpoint" if checkpoint else "--resume")
-    settings, prepared, trainer = _setup(backend_obj, resume, loaded, given, epochs, data)
-    _topology(trainer, topology, density, update_every, seed or 0)
-    if (checkpoint or resume) and trainer.epoch < epochs:
-        _check_writable(checkpoint or resume, "--checkpoint" if checkpoint else "--resume")
+    topology_hook = _topology_hook(topology, density, update_every, seed or 0, loaded)
+    options = {
+        "hooks": [] if topology_hook is None else [topology_hook],
+        "shard": None if worker is None else worker.shard,
+    }
+    settings, prepared, trainer = _setup(backend_obj, resume, loaded, given, epochs, data, options)
+    if worker is not None:  # all-reduce first, so that topology rules see averaged gradients
+        trainer.hooks = [*worker.hooks(trainer.model), *trainer.hooks]
+    save_to = (checkpoint or resume) if writer else None
+    metrics_out = metrics_out if writer else None
+    if save_to and trainer.epoch < epochs:
+        _check_writable(save_to, "--checkpoint" if checkpoint else "--resume")
     bar = Progress(max(epochs - trainer.epoch, 0), enabled=progress and not quiet)
     say = _Console(quiet, as_json, bar)
     _header(say, backend_obj, device, settings, trainer, prepared)
@@ -469,7 +496,7 @@ def train(
             trainer,
             epochs,
             {**settings.run_meta(prepared.fingerprint), "launch": launch.to_json()},
-            save_to=checkpoint or resume,
+            save_to=save_to,
             metrics=metrics,
             on_epoch=on_epoch,
         )

@@ -106,6 +106,7 @@ class TopologyHook:
         return {
             "mode": self.mode,
             "density": self.density,
+            "update_every": self.update_every,
             "sparsified": self.sparsified,
             "rule": None if self.rule is None else self.rule.state_dict(),
             "last_report": self.last_report,

@@ -271,6 +271,10 @@ class Trainer:
             model.step(self.lr_at(step))
             model.zero_grad()
             self._call("on_step_end", step)
+        for hook in self.hooks:  # data parallel: every rank reports the global-batch losses
+            reduce_sum = getattr(hook, "reduce_sum", None)
+            if reduce_sum is not None:
+                sums = dict(zip(sums, reduce_sum(list(sums.values())), strict=True))
         rows = per * steps
         domain_loss = {d: v / rows for d, v in sums.items()}
         loss = sum(sums.values()) / (rows * len(self.sets))
