@@ -5,7 +5,10 @@ kernels that only start above some size (the reference's ``level_edge_grads``, a
 backend's edge chunking) would never run. This graph has a level of about 68,000
 incoming edges (rows of equal in-degree in interleaved blocks, rows of small distinct
 in-degrees, multi-edges) and a second level of uniform in-degree, at batch 16: about
-1.2 million edge x batch elements. It is checked once forward and once backward per
+1.2 million edge x batch elements. The large level fills about 13 % of its
+``rows x sources`` cells, below the density at which the built-in backends switch to
+dense blocks, so their sparse kernels run; the output level is dense (about 41 %), so
+the dense-block kernels run too. It is checked once forward and once backward per
 dtype against :class:`LevelOracle`, a float64 reference vectorised over the batch and
 over each node level (the node-by-node oracle would take minutes here).
 """
@@ -22,7 +25,7 @@ from . import graphs
 from .checks import Context, check
 from .tolerances import FORWARD, GRAD, compare
 
-N_IN, N_OUT, BATCH = 128, 8, 16
+N_IN, N_OUT, BATCH = 512, 8, 16  # 512 sources keep the large level sparse (~13 % of cells)
 #: (number of hidden rows, in-degree) of the large level; the last entry draws degrees
 DEGREES = ((600, 64), (280, 100), (144, None))
 OUT_DEGREE = 600  # hidden -> each output, plus 32 input -> output skip edges
