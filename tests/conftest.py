@@ -12,7 +12,8 @@ everything else gets the registry's instance unchanged.
 Tests check results, not parallel speed (that is what the benchmarks are for), so every
 math library runs one thread per test process: on a shared or small machine several
 spinning worker threads per process cost several times the CPU for the same result.
-Set the variables yourself to override.
+Set the variables yourself to override. ``GRAPHEME_TRAIN_LIMIT`` (below) keeps the
+command-line training runs of the tests small.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy / torch are imported
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+# The CLI tests check plumbing, not learning: the unified trainer's --train-limit default
+# comes from this variable, so a `grapheme-train` run in a test trains on 40 examples per
+# domain unless the test gives --train-limit or removes the variable (the real default run).
+os.environ.setdefault("GRAPHEME_TRAIN_LIMIT", "40")
 
 import hashlib  # noqa: E402
 from collections.abc import Callable  # noqa: E402

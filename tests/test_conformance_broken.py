@@ -264,7 +264,13 @@ NEW = {
     "broken-backward-current-weights": (BackwardUsesCurrentWeights, {"grad.params_changed"}),
     "broken-backward-consumes-cache": (
         BackwardConsumesCache,
-        {"accumulate.one_forward_two_backward"},
+        # candidate gradients read the cache after the backward that consumed it
+        {
+            "accumulate.one_forward_two_backward",
+            "candidate.oracle",
+            "candidate.fd",
+            "candidate.dense_level",
+        },
     ),
     "broken-squeeze-batch-of-one": (SqueezesBatchOfOne, {"grad.single_row"}),
     "broken-level-edge-grads": (LevelEdgeGradsForgetsRest, {"scale.large_graph"}),
@@ -346,8 +352,8 @@ def test_single_row_failure_names_the_shape(reports):
         "broken-squeeze-batch-of-one", "grad.single_row"
     )
     # the core's result guard (grapheme_core.guards) stops the wrong shape at the source
-    assert "returned input gradients of shape [2]" in r.message, r.message
-    assert "expected shape [1, 2]" in r.message, r.message
+    assert re.search(r"returned input gradients of shape \[\d+\]", r.message), r.message
+    assert re.search(r"expected shape \[1, \d+\]", r.message), r.message
 
 
 @pytest.mark.slow  # the reports fixture runs the whole suite per broken backend

@@ -156,7 +156,8 @@ def test_show_a_dagnn_checkpoint(tmp_path):
 
 def test_show_a_training_checkpoint(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = ["--epochs", "1", "--hidden", "2", "--heldout", "0", "-q", "--no-progress"]
+    args = ["--epochs", "1", "--hidden", "2", "--heldout", "0", "--train-limit", "20", "-q"]
+    args.append("--no-progress")
     result = CliRunner().invoke(cli, [*args, "--checkpoint", "run.ckpt"])
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(cli, ["show", "run.ckpt", "--json"])
@@ -165,7 +166,13 @@ def test_show_a_training_checkpoint(tmp_path, monkeypatch):
     assert payload["kind"] == "grapheme-train"
     assert payload["training"]["epoch"] == 1
     assert payload["training"]["run"]["hidden"] == 2
-    assert payload["graph"]["nodes_per_kind"]["hidden"] == 2
+    from grapheme_train.checkpoint import load_training
+    from grapheme_train.model import SharedAGIModel
+
+    meta, arrays = load_training("run.ckpt")
+    dag = SharedAGIModel.from_state(meta["model"], arrays).dag
+    assert payload["graph"]["nodes_per_kind"]["hidden"] == len(dag.hidden_nodes)
+    assert payload["graph"]["edges"] == dag.edge_count
     text = CliRunner().invoke(cli, ["show", "run.ckpt"]).output
     assert "training checkpoint" in text and "epoch 1" in text
 

@@ -13,7 +13,7 @@ from grapheme_backends.numpy_backend import NumpyBackend
 from grapheme_core import BackendSpec, hookimpl, register_plugin, unregister_plugin
 from grapheme_train.checkpoint import load_training
 from grapheme_train.cli import cli
-from grapheme_train.session import Launch, ResumeWithoutEpochsError, merge_launch
+from grapheme_train.session import DEFAULT_EPOCHS, Launch, ResumeWithoutEpochsError, merge_launch
 from grapheme_train.trainer import Trainer
 
 TINY = ("--hidden", "2", "--heldout", "0")
@@ -140,7 +140,7 @@ def test_ctrl_c_prints_a_continue_command_that_keeps_the_run(
 
 def test_merge_launch_rules():
     fresh, notes = merge_launch(Launch(), None)
-    assert fresh.epochs == 100 and notes == []
+    assert fresh.epochs == DEFAULT_EPOCHS and notes == []
     saved = Launch("torch", "cuda:1", {"kernels": "csr"}, "m.jsonl", 10).to_json()
     with pytest.raises(ResumeWithoutEpochsError, match="started with --epochs 10"):
         merge_launch(Launch(), saved, "c.ckpt")

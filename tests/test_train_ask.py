@@ -104,7 +104,8 @@ def test_heldout_too_large_caps_with_a_note(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_run_answers_23_plus_45(tmp_path):
+def test_default_run_answers_23_plus_45(tmp_path, monkeypatch):
+    monkeypatch.delenv("GRAPHEME_TRAIN_LIMIT", raising=False)  # the real default run
     path = tmp_path / "run.ckpt"
     result = CliRunner().invoke(cli, ["train", "--backend", "numpy", "--seed", "0", "-q",
                                       "--checkpoint", str(path)])  # fmt: skip

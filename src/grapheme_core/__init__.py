@@ -20,6 +20,7 @@ from .errors import (
     GraphemeError,
     GraphError,
     IncompatibleBackendError,
+    NonFiniteError,
     ShapeError,
     StateError,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "LambdaCallback",
     "NodeId",
     "NodeKind",
+    "NonFiniteError",
     "ShapeError",
     "StateError",
     "TrainingDivergedError",

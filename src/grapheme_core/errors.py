@@ -48,3 +48,7 @@ class CheckpointError(GraphemeError):
 class CapabilityError(GraphemeError, NotImplementedError):
     """The backend lacks an optional capability the operation needs (for example RigL's
     ``candidate_edge_grads`` kernel on a 1.0 backend); the message says what to use."""
+
+
+class NonFiniteError(GraphemeError, ValueError):
+    """An input or parameter holds NaN or infinity (a diverged run, or bad data)."""

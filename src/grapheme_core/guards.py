@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .backend import dtype_name, to_host
-from .errors import ShapeError
+from .errors import NonFiniteError, ShapeError
 
 __all__ = ["BackendResultError", "check_finite_input", "check_representable", "check_result"]
 
@@ -62,9 +62,10 @@ def check_result(
 
 
 def check_finite_input(x: np.ndarray, what: str = "forward input") -> None:
-    """``ValueError`` if the host array ``x`` holds NaN or infinity (one vectorized pass)."""
+    """:class:`NonFiniteError` (a ``ValueError``) if the host array ``x`` holds NaN or
+    infinity (one vectorized pass)."""
     if x.dtype.kind in "fc" and not np.isfinite(x).all():
-        raise ValueError(f"{what} contains NaN or infinite values")
+        raise NonFiniteError(f"{what} contains NaN or infinite values")
 
 
 def check_representable(values: np.ndarray, dtype: str, what: str) -> None:

@@ -353,7 +353,9 @@ def _topology_hook(
     "--train-limit",
     type=click.IntRange(min=1),
     metavar="N",
-    help="Train on at most N examples per domain (a seeded sample; for quick runs).",
+    envvar="GRAPHEME_TRAIN_LIMIT",
+    help="Train on at most N examples per domain (a seeded sample; for quick runs) "
+    "[default: $GRAPHEME_TRAIN_LIMIT, else all].",
 )
 @click.option(
     "--batch-size",

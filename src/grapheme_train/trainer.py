@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import attrs
 import numpy as np
 
+from grapheme_core.errors import NonFiniteError
 from grapheme_train.baselines import BigramBaseline
 from grapheme_train.data import Example, by_domain
 from grapheme_train.errors import GraphemeTrainError, RoutingError
@@ -217,6 +218,7 @@ class Trainer:
 
     @property
     def steps_per_epoch(self) -> int:
+        """Steps that show every example of the largest brain once."""
         return math.ceil(max(len(s) for s in self.sets.values()) / self.per_brain)
 
     def lr_at(self, step: int) -> float:
@@ -264,7 +266,10 @@ class Trainer:
             for d, s in self.sets.items():
                 idx = orders[d][k * per : (k + 1) * per][rank::world]
                 parts.append((d, *s.rows(idx)))
-            losses = model.accumulate_mixed(parts, global_batch)
+            try:
+                losses = model.accumulate_mixed(parts, global_batch)
+            except NonFiniteError:  # the Embedding rows fed to the DagNN have diverged
+                raise NonFiniteLossError(epoch, "an input of the shared model", math.nan) from None
             for d, value in losses.items():
                 sums[d] += float(value.sum())
             self._call("on_gradients", step)
