@@ -22,7 +22,11 @@ import os
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy / torch are imported
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+# XLA compiles without its backend optimisations: the tests check values (which the
+# optimisations must not change), and most of the jax column's time is compiling.
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false --xla_backend_optimization_level=0"
+)
 # The CLI tests check plumbing, not learning: the unified trainer's --train-limit default
 # comes from this variable, so a `grapheme-train` run in a test trains on 40 examples per
 # domain unless the test gives --train-limit or removes the variable (the real default run).
