@@ -789,6 +789,18 @@ def _forward(groups, n, pad, ix, weight, bias, x):
 
 
 def _backward(groups, n, ix, weight, h, grad_out):
+    d, grads = _reverse_sweep(groups, ix, weight, h, grad_out, weight_grads=True)
+    dt = weight.dtype
+    flat = jnp.concatenate(grads) if grads else jnp.zeros((0,), dt)
+    grad_w = flat[ix["grad_index"]]
+    grad_b = (d[:n].sum(axis=1) * ix["has_bias"])[ix["position"]]
+    grad_x = d[ix["inputs"]].T
+    return grad_w, grad_b, grad_x
+
+
+def _reverse_sweep(groups, ix, weight, h, grad_out, *, weight_grads: bool):
+    """The levels in reverse: ``d`` (final ``dL/dz`` of every position) and, when
+    ``weight_grads``, the per-group weight gradients in forward order."""
     dt = weight.dtype
     wext = jnp.concatenate([weight, jnp.zeros((1,), dt)])
     # d: external dL/dh for rows not processed yet, final dL/dz for rows already processed
@@ -810,7 +822,7 @@ def _backward(groups, n, ix, weight, h, grad_out):
             if g.masked:  # rows past the level belong to later, finished levels
                 grad = jnp.where((jnp.arange(g.rows) < a["count"])[:, None], grad, old)
             d = jax.lax.dynamic_update_slice_in_dim(d, grad, lo, axis=0)
-            if g.incoming is None:
+            if g.incoming is None or not weight_grads:
                 return d, None
             # read dL/dz back from the updated ``d``: were ``grad`` used, XLA would fuse
             # its computation (which reads the old ``d``) here and copy ``d`` every level
@@ -822,11 +834,7 @@ def _backward(groups, n, ix, weight, h, grad_out):
         if out is not None:
             grads.append(out.reshape(-1))
     grads.reverse()
-    flat = jnp.concatenate(grads) if grads else jnp.zeros((0,), dt)
-    grad_w = flat[ix["grad_index"]]
-    grad_b = (d[:n].sum(axis=1) * ix["has_bias"])[ix["position"]]
-    grad_x = d[ix["inputs"]].T
-    return grad_w, grad_b, grad_x
+    return d, grads
 
 
 #: jitted candidate-gradient functions per compiled plan (dropped with the plan)
@@ -835,26 +843,7 @@ _CANDIDATE_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _deltas(groups, ix, weight, h, grad_out):
     """``dL/dz`` of every position (``d`` of :func:`_backward`, without weight gradients)."""
-    dt = weight.dtype
-    wext = jnp.concatenate([weight, jnp.zeros((1,), dt)])
-    d = jnp.zeros(h.shape, dt).at[ix["outputs"]].set(grad_out.T.astype(dt))
-    for g, xs in zip(reversed(groups), reversed(ix["groups"]), strict=True):
-
-        def step(d, a, lo, g=g):
-            old = jax.lax.dynamic_slice_in_dim(d, lo, g.rows)
-            grad = old
-            if g.outgoing is not None:
-                owner = a["out_owner"] if g.outgoing.split else None
-                grad = grad + _spmm(d, a["out_cols"], wext[a["out_weights"]], owner, g.rows)
-            code_of_row = jax.lax.dynamic_slice_in_dim(ix["codes"], lo, g.rows)
-            h_level = jax.lax.dynamic_slice_in_dim(h, lo, g.rows)
-            grad = _times_activation_grad(g.codes, code_of_row, h_level, grad)
-            if g.masked:
-                grad = jnp.where((jnp.arange(g.rows) < a["count"])[:, None], grad, old)
-            return jax.lax.dynamic_update_slice_in_dim(d, grad, lo, axis=0), None
-
-        d = _run_group(g, step, d, xs, reverse=True)[0]
-    return d
+    return _reverse_sweep(groups, ix, weight, h, grad_out, weight_grads=False)[0]
 
 
 def _candidate_grads(groups, ix, weight, h, grad_out, src, dst):
