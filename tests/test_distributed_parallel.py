@@ -191,6 +191,18 @@ def test_launcher_reports_the_failing_worker_and_stops_the_others() -> None:
     assert sys.executable
 
 
+def test_launcher_blames_the_killed_worker_not_the_one_that_aborted_after_it() -> None:
+    """Both dead at the same poll: rank 1 was SIGKILLed, rank 0 then aborted (gloo does
+    that when its peer vanishes). The killed worker is the cause."""
+    code = (
+        "import os,signal,time\n"
+        "if os.environ['RANK']=='1': os.kill(os.getpid(), signal.SIGKILL)\n"
+        "time.sleep(0.3); os.abort()"
+    )
+    with pytest.raises(WorkerFailedError, match=r"worker rank 1 \(pid \d+\) was killed by SIGKILL"):
+        launch_local(["-c", code], 2, grace_s=0.5, poll_s=1.0)  # one poll sees both dead
+
+
 @pytest.mark.slow  # three training processes (each imports torch)
 def test_cli_nproc_2_trains_the_unified_model_like_one_process(tmp_path) -> None:
     """`grapheme-train --nproc 2` with a SET topology on the trunk equals one process with

@@ -109,7 +109,8 @@ def _watch(procs: list[subprocess.Popen], grace_s: float, poll_s: float) -> int:
         failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
         if failed:
             # a worker killed by a signal is the cause; the others' errors are its effect
-            rank, code = min(failed, key=lambda rc: (rc[1] >= 0, rc[0]))
+            # (SIGABRT is a worker aborting itself, e.g. gloo after its peer vanished)
+            rank, code = min(failed, key=lambda rc: (rc[1] >= 0, rc[1] == -signal.SIGABRT, rc[0]))
             stopped = _stop(procs, grace_s)
             others = [
                 f"rank {r} did not stop within {grace_s:g} s and was terminated"
