@@ -36,7 +36,6 @@ import click
 import numpy as np
 
 from grapheme_core import DagNN
-from grapheme_core.about import install_hint
 from grapheme_core.losses import softmax_cross_entropy
 from grapheme_core.topology import SET, RigL, layered_dag
 
@@ -117,7 +116,7 @@ def digits_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
     except ImportError:
         raise click.ClickException(
-            f"the digits parts need scikit-learn: {install_hint('bench')}"
+            "the digits parts need scikit-learn, a dependency of grapheme: pip install scikit-learn"
         ) from None
 
     data = load_digits()
