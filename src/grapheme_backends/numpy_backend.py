@@ -235,36 +235,16 @@ class NumpyBackend(DensePolicy):
             src, rows = src_all[edges], rows_all[edges]
             matrix = transpose = None
             dense = self.dense_layout(plan, lv) if edges.stop > edges.start else None
-            if dense is not None:
-                none = np.zeros(0, dtype=np.intp)
-                levels.append(
-                    LevelKernel(
-                        start=nodes.start,
-                        stop=nodes.stop,
-                        edge_start=edges.start,
-                        edge_stop=edges.stop,
-                        groups=groups,
-                        matrix=None,
-                        transpose=None,
-                        indptr=indptr,
-                        src=src,
-                        edge_rows=rows,
-                        blocks=(),
-                        rest_slots=none,
-                        rest_rows=none,
-                        rest_src=none,
-                        dense=dense,
-                    )
-                )
-                continue
-            if edges.stop > edges.start:
+            blocks, rest = (), np.zeros(0, dtype=np.intp)
+            if dense is None and edges.stop > edges.start:
                 shape = (nodes.stop - nodes.start, nodes.start)
                 matrix = sp.csr_matrix(
                     (sorted_weight[edges], edge_src[edges], indptr), shape=shape, copy=False
                 )
                 matrix.data = sorted_weight[edges]  # SciPy copies small views: share again
                 transpose = _transpose_sharing(matrix)
-            blocks, rest = _edge_blocks(indptr, src, self.min_block_edges)
+            if dense is None:
+                blocks, rest = _edge_blocks(indptr, src, self.min_block_edges)
             levels.append(
                 LevelKernel(
                     start=nodes.start,
@@ -281,6 +261,7 @@ class NumpyBackend(DensePolicy):
                     rest_slots=rest,
                     rest_rows=rows[rest],
                     rest_src=src[rest],
+                    dense=dense,
                 )
             )
         runs = _edge_runs(plan, levels, src_all, self.small_level_edges)
