@@ -139,3 +139,29 @@ def test_cli_rejects_density_without_topology():
     result = CliRunner().invoke(cli, ["train", "--density", "0.5", "--epochs", "0"])
     assert result.exit_code != 0
     assert "--density needs --topology" in result.output
+
+
+def test_plot_draws_density_and_edges_of_a_topology_run(tmp_path) -> None:
+    """A --topology run's metrics carry edges and density per epoch; `plot` draws them in a
+    second panel (the image is taller than a dense run's single panel)."""
+    import struct
+
+    pytest.importorskip("matplotlib")
+
+    def run(name: str, *extra: str) -> tuple[list[dict], int]:
+        metrics = tmp_path / f"{name}.jsonl"
+        args = ["--train-limit", "20", "--epochs", "2", "--hidden", "8", "--heldout", "0", "-q"]
+        result = CliRunner().invoke(cli, [*args, *extra, "--metrics-out", str(metrics)])
+        assert result.exit_code == 0, result.output
+        image = tmp_path / f"{name}.png"
+        assert CliRunner().invoke(cli, ["plot", str(metrics), "-o", str(image)]).exit_code == 0
+        lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+        height = struct.unpack(">I", image.read_bytes()[20:24])[0]  # PNG IHDR height
+        return [r for r in lines if "epoch" in r], height
+
+    sparse, tall = run("prune", "--topology", "prune", "--density", "0.5", "--update-every", "1")
+    dense, short = run("dense")
+    assert all("density" in r and "edges" in r for r in sparse)
+    assert sparse[-1]["edges"] < sparse[0]["edges"] or sparse[-1]["density"] < 1.0
+    assert not any("density" in r for r in dense)
+    assert tall > short

@@ -33,8 +33,14 @@ def _check_output(output: Path, formats: dict[str, str]) -> None:
         raise PlotOutputError(f"-o {output}: is a directory")
 
 
+def _number(value: object) -> float:
+    """A metrics figure as a float (NaN where the record has none)."""
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
 def plot_metrics(metrics: str | Path, output: str | Path) -> Path:
-    """Draw the total and per-domain loss per epoch (log scale) into ``output``."""
+    """Draw the total and per-domain loss per epoch (log scale) into ``output``; for a
+    ``--topology`` run, a second panel shows the trunk density and the edge count."""
     records, _ = read_metrics(metrics)
     try:
         import matplotlib
@@ -49,7 +55,13 @@ def plot_metrics(metrics: str | Path, output: str | Path) -> Path:
     plt.close(probe)
     _check_output(output, formats)
     epochs = [r.epoch for r in records]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    density = [_number(r.extra.get("density")) for r in records]
+    edges = [_number(r.extra.get("edges")) for r in records]
+    topology = any(v == v for v in density)  # a --topology run: draw its trunk too
+    fig, axes = plt.subplots(
+        2 if topology else 1, 1, figsize=(7, 7 if topology else 4.5), dpi=120, squeeze=False
+    )
+    ax = axes[0][0]
     for domain in DOMAINS:
         values = [r.domain_loss.get(domain) for r in records]
         if any(v is not None for v in values):
@@ -57,9 +69,20 @@ def plot_metrics(metrics: str | Path, output: str | Path) -> Path:
     ax.plot(epochs, [r.loss for r in records], label="total", color="black", linewidth=2)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("mean squared error")
+    ax.set_ylabel("training loss (per example)")
     ax.set_title(f"grapheme-train: loss per domain ({Path(metrics).name})")
     ax.grid(True, which="both", alpha=0.3)
+    if topology:
+        low = axes[1][0]
+        low.plot(epochs, density, color="tab:purple", label="trunk density")
+        low.set_ylabel("trunk density")
+        low.set_xlabel("epoch")
+        low.grid(True, alpha=0.3)
+        right = low.twinx()
+        right.plot(epochs, edges, color="tab:gray", linestyle="--", label="edges (model)")
+        right.set_ylabel("edges")
+        low.legend(loc="upper left")
+        right.legend(loc="upper right")
     ax.legend()
     fig.tight_layout()
     try:
