@@ -142,17 +142,19 @@ def test_cli_rejects_density_without_topology():
 
 
 def test_plot_draws_density_and_edges_of_a_topology_run(tmp_path) -> None:
-    """A --topology run's metrics carry edges and density per epoch; `plot` draws them in a
-    second panel (the image is taller than a dense run's single panel)."""
+    """A --topology run's epoch table and metrics carry edges and density per epoch; `plot`
+    draws them in a second panel (the image is taller than a dense run's single panel)."""
     import struct
 
     pytest.importorskip("matplotlib")
 
     def run(name: str, *extra: str) -> tuple[list[dict], int]:
         metrics = tmp_path / f"{name}.jsonl"
-        args = ["--train-limit", "20", "--epochs", "2", "--hidden", "8", "--heldout", "0", "-q"]
+        args = ["--train-limit", "20", "--epochs", "2", "--hidden", "8", "--heldout", "0"]
         result = CliRunner().invoke(cli, [*args, *extra, "--metrics-out", str(metrics)])
         assert result.exit_code == 0, result.output
+        header = next(line for line in result.output.splitlines() if line.startswith("epoch "))
+        assert header.split()[-2:] == (["edges", "density"] if extra else ["total", "delta"])
         image = tmp_path / f"{name}.png"
         assert CliRunner().invoke(cli, ["plot", str(metrics), "-o", str(image)]).exit_code == 0
         lines = [json.loads(line) for line in metrics.read_text().splitlines()]

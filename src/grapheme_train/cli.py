@@ -484,7 +484,7 @@ def train(
 
     def on_epoch(record: EpochRecord) -> None:
         if record.epoch % every == 0 or record.epoch in (first_epoch + 1, epochs):
-            say(epoch_row(record))
+            say(epoch_row(record, topology_hook is not None))
         bar.update(record.epoch - first_epoch, record.loss)
 
     with contextlib.ExitStack() as stack:
@@ -507,7 +507,7 @@ def train(
         else:
             if first_epoch:
                 say(f"resuming from {resume} at epoch {first_epoch}")
-            say(*epoch_header())
+            say(*epoch_header(topology_hook is not None))
             _run_loop(loop, bar, settings, first_epoch, launch, data, resume)
             say("")
         evaluation = _evaluate(trainer, prepared)

@@ -54,26 +54,39 @@ def _loss(value: float | None) -> str:
 
 _EPOCH_COLUMNS = ["epoch", *DOMAINS, "total", "delta"]
 _EPOCH_WIDTHS = [6] + [max(len(d), 9) for d in DOMAINS] + [9, 10]
+# a --topology run adds the model's edge count and the trunk's density
+_TOPOLOGY_COLUMNS, _TOPOLOGY_WIDTHS = ["edges", "density"], [9, 7]
 
 
-def _fixed(cells: Sequence[str]) -> str:
+def _fixed(cells: Sequence[str], widths: Sequence[int]) -> str:
     parts = (
         c.ljust(w) if i == 0 else c.rjust(w)
-        for i, (c, w) in enumerate(zip(cells, _EPOCH_WIDTHS, strict=True))
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
     )
     return "  ".join(parts)
 
 
-def epoch_header() -> list[str]:
-    """Header and rule of the per-epoch table."""
-    return [_fixed(_EPOCH_COLUMNS), "  ".join("-" * w for w in _EPOCH_WIDTHS)]
+def _widths(topology: bool) -> list[int]:
+    return _EPOCH_WIDTHS + (_TOPOLOGY_WIDTHS if topology else [])
 
 
-def epoch_row(record: EpochRecord) -> str:
+def epoch_header(topology: bool = False) -> list[str]:
+    """Header and rule of the per-epoch table (``topology``: with edges and density)."""
+    columns = _EPOCH_COLUMNS + (_TOPOLOGY_COLUMNS if topology else [])
+    widths = _widths(topology)
+    return [_fixed(columns, widths), "  ".join("-" * w for w in widths)]
+
+
+def epoch_row(record: EpochRecord, topology: bool = False) -> str:
     """One row of the per-epoch table (aligned with :func:`epoch_header`)."""
     delta = "-" if record.delta is None else f"{record.delta:+.2e}"
     losses = (_loss(record.domain_loss.get(d)) for d in DOMAINS)
-    return _fixed([str(record.epoch), *losses, _loss(record.loss), delta])
+    cells = [str(record.epoch), *losses, _loss(record.loss), delta]
+    if topology:
+        edges, density = record.extra.get("edges"), record.extra.get("density")
+        cells.append("-" if edges is None else str(edges))
+        cells.append(f"{density:.4f}" if isinstance(density, int | float) else "-")
+    return _fixed(cells, _widths(topology))
 
 
 def evaluation_table(scores: Mapping[str, DomainScore]) -> list[str]:
