@@ -115,6 +115,12 @@ def _bucket(n: int, bits: int) -> int:
     return -(-n // step) * step
 
 
+def _pad_rows(a: jax.Array, rows: int) -> jax.Array:
+    """``a`` ``[B, ...]`` with zero rows appended up to ``rows`` (a batch bucket)."""
+    batch = a.shape[0]
+    return a if batch == rows else jnp.pad(a, ((0, rows - batch), *[(0, 0)] * (a.ndim - 1)))
+
+
 def batch_bucket(batch: int) -> int:
     """The padded batch size a program is compiled for: 1, 2, 3, 4, then steps of 1/4 of
     the power of two below (5..8 -> 6 or 8, 33..40 -> 40, 65..80 -> 80, ...)."""
@@ -448,8 +454,7 @@ class JaxBackend:
     ) -> tuple[jax.Array, JaxForwardCache]:
         batch = x.shape[0]
         padded = batch_bucket(batch)
-        if padded != batch:  # zero rows: the program of the batch bucket is reused
-            x = jnp.pad(x, ((0, padded - batch), (0, 0)))
+        x = _pad_rows(x, padded)  # zero rows: the program of the batch bucket is reused
         y, h = compiled.forward_fn(compiled.index, weight, bias, x)
         return (y if padded == batch else y[:batch]), JaxForwardCache(h, weight)
 
@@ -465,8 +470,7 @@ class JaxBackend:
         # cache (with its weights), even if the parameters moved since.
         del weight, bias
         batch, padded = grad_out.shape[0], cache.h.shape[1]
-        if padded != batch:  # padded rows get zero gradient, so they add nothing
-            grad_out = jnp.pad(grad_out, ((0, padded - batch), (0, 0)))
+        grad_out = _pad_rows(grad_out, padded)  # padded rows get zero gradient: they add nothing
         gw, gb, gx = compiled.backward_fn(compiled.index, cache.weight, cache.h, grad_out)
         return gw, gb, (gx if padded == batch else gx[:batch])
 
@@ -485,9 +489,7 @@ class JaxBackend:
         (topological positions). One jitted reverse sweep (per plan and batch size) gives
         ``dL/dz``; the candidates are padded to a power of two so that few sizes trace."""
         del weight, bias
-        batch, padded = grad_out.shape[0], cache.h.shape[1]
-        if padded != batch:  # the forward padded the batch to its bucket: zero gradient rows
-            grad_out = jnp.pad(grad_out, ((0, padded - batch), (0, 0)))
+        grad_out = _pad_rows(grad_out, cache.h.shape[1])  # the forward's batch bucket
         fn = _CANDIDATE_FNS.get(compiled)
         if fn is None:
             fn = jax.jit(functools.partial(_candidate_grads, compiled.groups))

@@ -60,6 +60,13 @@ class _Categorical:
         grad = softmax_cross_entropy(y, labels, classes=self.classes, reduction="sum").grad
         return per_slot_nll(y, labels, self.classes), grad
 
+    def _validate(self, answers: Sequence[str]) -> None:
+        """``EncodingError`` naming the first answer this head cannot encode."""
+        for a in answers:
+            reason = self.problem(a)
+            if reason:
+                raise EncodingError(reason)
+
     def _best(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = _softmax(y, self.classes)
         return p.argmax(axis=2), p.max(axis=2).prod(axis=1)
@@ -83,11 +90,9 @@ class PlaceValueHead(_Categorical):
         return f"answer {answer!r} has characters {bad} outside {self.alphabet!r}" if bad else None
 
     def targets(self, answers: Sequence[str], contexts: np.ndarray | None = None) -> np.ndarray:
+        self._validate(answers)
         out = np.zeros((len(answers), self.slots), dtype=np.int64)
         for i, a in enumerate(answers):
-            reason = self.problem(a)
-            if reason:
-                raise EncodingError(reason)
             out[i, self.slots - len(a) :] = [self.alphabet.index(c) + 1 for c in a]
         return out
 
@@ -116,10 +121,7 @@ class CharHead(_Categorical):
         return None
 
     def targets(self, answers: Sequence[str], contexts: np.ndarray | None = None) -> np.ndarray:
-        for a in answers:
-            reason = self.problem(a)
-            if reason:
-                raise EncodingError(reason)
+        self._validate(answers)
         return np.array([[self.alphabet.index(a)] for a in answers], dtype=np.int64).reshape(
             len(answers), 1
         )
@@ -148,10 +150,7 @@ class LabelHead(_Categorical):
         return None
 
     def targets(self, answers: Sequence[str], contexts: np.ndarray | None = None) -> np.ndarray:
-        for a in answers:
-            reason = self.problem(a)
-            if reason:
-                raise EncodingError(reason)
+        self._validate(answers)
         return np.array([self.labels.index(a) for a in answers], dtype=np.int64).reshape(-1, 1)
 
     def decode(
