@@ -132,6 +132,25 @@ class DagNN:
     def add_edges(self, src: Any, dst: Any, weights: Any = None) -> np.ndarray:
         """Add many edges at once (multi-edges allowed). All or nothing: on any error
         (unknown node, cycle, bad weights) the graph is left exactly as it was."""
+        return self._replace_edge_slots(_NO_SLOTS, src, dst, weights)
+
+    def replace_edges(self, remove: Any, src: Any, dst: Any, weights: Any = None) -> np.ndarray:
+        """Remove the edges ``remove`` (ids) and add ``src -> dst`` in one structural edit:
+        the same result as ``add_edges(src, dst, weights)`` followed by
+        ``remove_edges(remove)`` (new weights are drawn as ``add_edges`` would draw them
+        before the removal), but one new version and one pass over the edge arrays, which
+        is what a drop-and-grow rule such as SET wants. Survivors keep their weights,
+        gradients and optimizer moments; new edges start with zero gradient and moments.
+        All or nothing: on any error the graph is left exactly as it was. Returns the new
+        edge ids."""
+        drop = self._structure.edge_slots(_int_array(remove, "edge ids"))
+        return self._replace_edge_slots(drop, src, dst, weights)
+
+    def _replace_edge_slots(
+        self, drop: np.ndarray, src: Any, dst: Any, weights: Any = None
+    ) -> np.ndarray:
+        """:meth:`replace_edges` with the removed edges given by slot."""
+        drop = np.unique(np.asarray(drop, dtype=np.int64))
         src_a = _int_array(src, "src")
         dst_a = _int_array(dst, "dst")
         if src_a.shape != dst_a.shape:
@@ -139,36 +158,66 @@ class DagNN:
                 f"src and dst must have the same length, got {src_a.size} and {dst_a.size}"
             )
         k = src_a.shape[0]
-        if weights is not None:
-            w = np.asarray(weights, dtype=np.float64)
-            if w.ndim == 0:
-                w = np.full(k, float(w))
-            if w.shape != (k,):
-                raise ShapeError(
-                    f"weights must be a scalar or have length {k}, got shape {w.shape}"
-                )
-            if not np.all(np.isfinite(w)):
-                raise GraphError("edge weights must be finite")
-            try:
-                guards.check_representable(w, self.dtype, "edge weights")
-            except ValueError as exc:
-                raise GraphError(str(exc)) from None
-        if k == 0:
+        w = self._check_weights(weights, k)
+        if k == 0 and drop.size == 0:
             return np.zeros(0, dtype=np.int64)
-        limits.check("edges", self.edge_count + k, "the edge count after this edit")
-        self._structure.check_new_edges(src_a, dst_a)
-        if weights is None:
-            w = self._draw_weights(src_a, dst_a)
-        ids = self._structure.add_edges(src_a, dst_a)
-        self._grow(_EDGE, w)
+        if k:
+            limits.check(
+                "edges", self.edge_count + k - drop.size, "the edge count after this edit"
+            )
+            self._structure.check_new_edges(src_a, dst_a)
+            if w is None:
+                w = self._draw_weights(src_a, dst_a)
+        keep, ids = self._structure.replace_edges(drop if drop.size else None, src_a, dst_a)
+        kept = None if keep is None else np.flatnonzero(keep)
+        b, dt = self.backend, self.dtype
+        new = b.asarray(w if k else np.zeros(0), dt)
+        zeros = b.zeros((k,), dt)
+
+        def edit(arr: Any, tail: Any) -> Any:
+            if kept is not None:
+                arr = b.take(arr, kept)
+            return b.concat(arr, tail) if k else arr
+
+        self._params[_EDGE] = edit(self._params[_EDGE], new)
+        self._grads[_EDGE] = edit(self._grads[_EDGE], zeros)
+        moments = self._moments[_EDGE]
+        for name, arr in moments.items():
+            moments[name] = edit(arr, zeros)
         return ids
 
+    def _check_weights(self, weights: Any, k: int) -> np.ndarray | None:
+        """``weights`` for ``k`` new edges as a float64 array (``None`` stays ``None``:
+        draw them); ``ShapeError``/``GraphError`` saying what is wrong otherwise."""
+        if weights is None:
+            return None
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim == 0:
+            w = np.full(k, float(w))
+        if w.shape != (k,):
+            raise ShapeError(f"weights must be a scalar or have length {k}, got shape {w.shape}")
+        if not np.all(np.isfinite(w)):
+            raise GraphError("edge weights must be finite")
+        try:
+            guards.check_representable(w, self.dtype, "edge weights")
+        except ValueError as exc:
+            raise GraphError(str(exc)) from None
+        return w
+
     def _draw_weights(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Initial weights of new edges ``src -> dst`` from the fan-in and fan-out their
+        endpoints will have once the edges are added."""
         s = self._structure
         n = s.node_count
         new_src, new_dst = s.node_slots(src), s.node_slots(dst)
-        fan_in = _degrees_after(s.dst_slots(), new_dst, n)
-        fan_out = _degrees_after(s.src_slots(), new_src, n)
+        degrees = s.cached_degrees()
+        if degrees is None and new_src.shape[0] <= 8:  # a few edges: skip the histograms
+            fan_in = _degrees_after(s.dst_slots(), new_dst, n)
+            fan_out = _degrees_after(s.src_slots(), new_src, n)
+        else:
+            indeg, outdeg = s.degrees() if degrees is None else degrees
+            fan_in = indeg[new_dst] + np.bincount(new_dst, minlength=n)[new_dst]
+            fan_out = outdeg[new_src] + np.bincount(new_src, minlength=n)[new_src]
         return _init.draw(self._rng, self.init, fan_in, fan_out)
 
     # -- removal ---------------------------------------------------------------------
@@ -180,10 +229,8 @@ class DagNN:
         """Remove several edges at once; other ids, gradients and optimizer state are kept."""
         ids = _int_array(eids, "edge ids")
         slots = self._structure.edge_slots(ids)
-        if slots.size == 0:
-            return
-        keep = self._structure.remove_edges(slots)
-        self._compact(_EDGE, np.flatnonzero(keep))
+        if slots.size:
+            self._replace_edge_slots(slots, _NO_SLOTS, _NO_SLOTS)
 
     def remove_node(self, nid: NodeId) -> None:
         """Remove a node and its edges. Other node ids are never renumbered."""
@@ -665,6 +712,7 @@ class DagNN:
 
 
 _dtype_name = dtype_name
+_NO_SLOTS = np.zeros(0, dtype=np.int64)
 
 
 _to_host = to_host  # NumPy view of array-likes, native arrays and foreign tensors

@@ -67,6 +67,10 @@ class GraphStructure:
         # (version, src, dst, src slots, dst slots, levels after the add or None)
         self._checked: tuple | None = None
         self._fingerprint: tuple[int, str] | None = None  # (version, sha256 hex)
+        # (version, per slot: how many in-edges come from the level just below), which
+        # lets an edge removal prove in O(removed) that no level changed
+        self._tight: tuple[int, np.ndarray] | None = None
+        self._degrees: tuple[int, np.ndarray, np.ndarray] | None = None  # (version, in, out)
 
     # -- views -------------------------------------------------------------------------
     @property
@@ -146,13 +150,38 @@ class GraphStructure:
         return None
 
     def levels(self) -> np.ndarray:
-        """Longest-path level per slot, cached for the current version."""
-        if self._levels is None or self._levels[0] != self.version:
+        """Longest-path level per slot (read-only), cached for the current version and
+        carried across edits that provably change no level."""
+        cached = self._current(self._levels)
+        if cached is None:
             levels = algo.longest_path_levels(self.node_count, self.src_slots(), self.dst_slots())
             if levels is None:  # pragma: no cover - every edit keeps the graph acyclic
                 raise GraphError("internal error: the stored graph contains a cycle")
-            self._levels = (self.version, levels)
-        return self._levels[1]
+            cached = _frozen(levels)
+            self._levels = (self.version, cached)
+        return cached
+
+    def degrees(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(in_degree, out_degree)`` per slot (read-only; multi-edges count each), cached
+        for the current version and updated in O(edit) by edge edits."""
+        cached = self._current(self._degrees)
+        if cached is None:
+            n = self.node_count
+            indeg = np.bincount(self.dst_slots(), minlength=n)
+            outdeg = np.bincount(self.src_slots(), minlength=n)
+            self._degrees = (self.version, _frozen(indeg), _frozen(outdeg))
+            return indeg, outdeg
+        return cached
+
+    def cached_degrees(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`degrees` if it is already known for this version, else ``None``."""
+        return self._current(self._degrees)
+
+    def _current(self, cache: tuple | None):
+        """The payload of a ``(version, *payload)`` cache entry if it is for this version."""
+        if cache is None or cache[0] != self.version:
+            return None
+        return cache[1] if len(cache) == 2 else cache[1:]
 
     # -- edits -------------------------------------------------------------------------
     def add_nodes(self, count: int, kind: NodeKind, activation: Activation) -> np.ndarray:
@@ -162,11 +191,18 @@ class GraphStructure:
         self._kind.extend(np.full(count, int(kind), dtype=np.int8))
         self._act.extend(np.full(count, int(activation), dtype=np.int8))
         self.next_node_id += count
-        if self._levels is not None and self._levels[0] == self.version:
-            # New isolated nodes sit on level 0: keep the cache valid.
-            self._levels = (
+        # New isolated nodes sit on level 0 with no edges: the node caches stay valid.
+        zeros = np.zeros(count, np.int64)
+        levels, tight = self._current(self._levels), self._current(self._tight)
+        degrees = self._current(self._degrees)
+        if levels is not None:
+            self._levels = (self.version + 1, _frozen(np.concatenate([levels, zeros])))
+        if tight is not None:
+            self._tight = (self.version + 1, _frozen(np.concatenate([tight, zeros])))
+        if degrees is not None:
+            self._degrees = (
                 self.version + 1,
-                np.concatenate([self._levels[1], np.zeros(count, np.int64)]),
+                *(_frozen(np.concatenate([d, zeros])) for d in degrees),
             )
         if ends is not None:  # new ids are the largest: existing slots do not move
             self._ends = (self.version + 1, self.node_count, self.edge_count, *ends)
@@ -205,6 +241,12 @@ class GraphStructure:
                 self._raise_cycle(0, src, dst, path)
             self._checked = (self.version, src, dst, src_slot, dst_slot, None)
             return
+        levels = self._current(self._levels)
+        if levels is not None and np.all(levels[src_slot] < levels[dst_slot]):
+            # Every new edge climbs the current levels: they stay a strictly increasing
+            # potential, so no cycle can close and no longest path gets longer.
+            self._checked = (self.version, src, dst, src_slot, dst_slot, levels)
+            return
         old_src, old_dst = self.src_slots(), self.dst_slots()
         all_src = np.concatenate([old_src, src_slot])
         all_dst = np.concatenate([old_dst, dst_slot])
@@ -235,41 +277,102 @@ class GraphStructure:
 
     def add_edges(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """Append edges that :meth:`check_new_edges` accepted; returns their new ids."""
-        checked, self._checked = self._checked, None
-        ends = self._valid_ends()
-        k = src.shape[0]
-        ids = np.arange(self.next_edge_id, self.next_edge_id + k, dtype=np.int64)
-        self._edge_id.extend(ids)
-        self._src.extend(src.astype(np.int64))
-        self._dst.extend(dst.astype(np.int64))
-        self.next_edge_id += k
-        if (
-            checked is not None
-            and checked[0] == self.version
-            and (checked[1] is src and checked[2] is dst)
-        ):  # carry the slots and levels computed by the check over to the new version
-            _, _, _, src_slot, dst_slot, levels = checked
-            if ends is not None:
-                self._ends = (
-                    self.version + 1,
-                    self.node_count,
-                    self.edge_count,
-                    _frozen(np.concatenate([ends[0], src_slot])),
-                    _frozen(np.concatenate([ends[1], dst_slot])),
-                )
-            if levels is not None:
-                self._levels = (self.version + 1, levels)
-        self.version += 1
-        return ids
+        return self.replace_edges(None, src, dst)[1]
 
     def remove_edges(self, edge_slots: np.ndarray) -> np.ndarray:
         """Delete edges at these slots; returns the boolean keep-mask over old edge slots."""
-        keep = np.ones(self.edge_count, dtype=bool)
-        keep[edge_slots] = False
-        for col in (self._edge_id, self._src, self._dst):
-            col.keep(keep)
-        self.version += 1
+        keep = self.replace_edges(edge_slots, _NO_IDS, _NO_IDS)[0]
+        assert keep is not None
         return keep
+
+    def replace_edges(
+        self, drop_slots: np.ndarray | None, src: np.ndarray, dst: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """Delete the edges at ``drop_slots`` and append ``src -> dst`` (node ids, accepted
+        by :meth:`check_new_edges` when non-empty) as ONE structural version.
+
+        Returns ``(keep, ids)``: the boolean keep-mask over the old edge slots (``None``
+        when nothing is dropped) and the new edges' ids; the new edges take the last
+        slots. The cached endpoint slots, degrees and levels are carried over in
+        O(edit) whenever that is provably exact; otherwise they are recomputed on demand.
+        """
+        checked, self._checked = self._checked, None
+        n, k = self.node_count, src.shape[0]
+        ends = self._valid_ends()
+        levels = self._current(self._levels)
+        tight = self._current(self._tight)
+        degrees = self._current(self._degrees)
+        new_src = new_dst = None
+        if k:
+            levels_before = levels
+            levels = tight = None
+            if checked is not None and checked[0] == self.version:
+                if checked[1] is src and checked[2] is dst:
+                    new_src, new_dst, levels = checked[3], checked[4], checked[5]
+            if new_src is None and (ends is not None or degrees is not None):
+                new_src = self.node_slots(src, "source node")
+                new_dst = self.node_slots(dst, "destination node")
+            if levels is not None and levels is levels_before:
+                tight = self._current(self._tight)
+                if tight is not None:
+                    tight = tight + _tight_counts(levels, new_src, new_dst, n)
+        keep = None
+        drop_src = drop_dst = None
+        if drop_slots is not None:
+            drop_slots = np.unique(drop_slots)
+            keep = np.ones(self.edge_count, dtype=bool)
+            keep[drop_slots] = False
+            if ends is not None:
+                drop_src, drop_dst = ends[0][drop_slots], ends[1][drop_slots]
+            elif levels is not None or degrees is not None:
+                drop_src = self.node_slots(self.src[drop_slots], "source node")
+                drop_dst = self.node_slots(self.dst[drop_slots], "destination node")
+        # -- levels after the removal: exact iff every node that lost an in-edge from
+        # the level just below still has one (the levels stay a potential either way)
+        if drop_dst is not None and levels is not None:
+            if tight is None:
+                all_src, all_dst = self.src_slots(), self.dst_slots()
+                if new_src is not None:
+                    all_src = np.concatenate([all_src, new_src])
+                    all_dst = np.concatenate([all_dst, new_dst])
+                tight = _tight_counts(levels, all_src, all_dst, n)
+            lost = drop_dst[levels[drop_src] + 1 == levels[drop_dst]]
+            tight = tight - np.bincount(lost, minlength=n)
+            if np.any(tight[lost] == 0):
+                levels = tight = None  # some level drops: recomputed on demand
+        # -- mutate (nothing below can fail)
+        ids = np.arange(self.next_edge_id, self.next_edge_id + k, dtype=np.int64)
+        if keep is not None:
+            for col in (self._edge_id, self._src, self._dst):
+                col.keep(keep)
+        if k:
+            self._edge_id.extend(ids)
+            self._src.extend(src.astype(np.int64))
+            self._dst.extend(dst.astype(np.int64))
+            self.next_edge_id += k
+        self.version += 1
+        v = self.version
+        if ends is not None:
+            es, ed = ends
+            if keep is not None:
+                es, ed = es[keep], ed[keep]
+            if k:
+                es, ed = np.concatenate([es, new_src]), np.concatenate([ed, new_dst])
+            self._ends = (v, self.node_count, self.edge_count, _frozen(es), _frozen(ed))
+        if levels is not None:
+            self._levels = (v, _frozen(levels))
+        if tight is not None:
+            self._tight = (v, _frozen(tight))
+        if degrees is not None and (keep is None or drop_src is not None):
+            indeg, outdeg = degrees
+            if k:
+                indeg = indeg + np.bincount(new_dst, minlength=n)
+                outdeg = outdeg + np.bincount(new_src, minlength=n)
+            if keep is not None:
+                indeg = indeg - np.bincount(drop_dst, minlength=n)
+                outdeg = outdeg - np.bincount(drop_src, minlength=n)
+            self._degrees = (v, _frozen(indeg), _frozen(outdeg))
+        return keep, ids
 
     def remove_node(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """Delete a node and its edges; returns (node keep-mask, edge keep-mask)."""
@@ -388,6 +491,16 @@ def _slots(sorted_ids: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
         bad = int(ids[np.flatnonzero(~ok)[0]])
         raise GraphError(f"unknown {what} id {bad} (it was never created or has been removed)")
     return slots
+
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+def _tight_counts(levels: np.ndarray, src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
+    """Per node slot: how many of the edges ``src -> dst`` (slots) come from the level
+    just below it. Where every node above level 0 has one, ``levels`` are exactly the
+    longest-path levels (given that they increase along every edge)."""
+    return np.bincount(dst[levels[src] + 1 == levels[dst]], minlength=n)
 
 
 def _frozen(arr: np.ndarray) -> np.ndarray:

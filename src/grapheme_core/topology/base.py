@@ -92,19 +92,15 @@ def replace_edges(
     dst_slots: np.ndarray,
     weights: np.ndarray | float | None,
 ) -> None:
-    """Add edges (node slots) then remove edges (edge slots) of the current version.
+    """Remove edges (edge slots) and add edges (node slots) of the current version in one
+    structural edit (:meth:`DagNN.replace_edges`).
 
-    Growing first means a rejected add leaves the graph as it was; every surviving edge
-    keeps its weight, gradient and optimizer moments (the DagNN compacts them), new edges
-    start with zero gradient and zero moments.
+    The new edges are checked against the graph before the removal, so a rejected add
+    leaves the graph as it was; every surviving edge keeps its weight, gradient and
+    optimizer moments, new edges start with zero gradient and zero moments.
     """
-    s = dag._structure
-    drop_ids = s.edge_ids[np.sort(drop_slots)]
-    if src_slots.shape[0]:
-        ids = s.node_ids
-        dag.add_edges(ids[src_slots], ids[dst_slots], weights=weights)
-    if drop_ids.shape[0]:
-        dag.remove_edges(drop_ids)
+    ids = dag._structure.node_ids
+    dag._replace_edge_slots(drop_slots, ids[src_slots], ids[dst_slots], weights)
 
 
 def smallest(values: np.ndarray, k: int) -> np.ndarray:
