@@ -150,7 +150,9 @@ class DagNN:
         self, drop: np.ndarray, src: Any, dst: Any, weights: Any = None
     ) -> np.ndarray:
         """:meth:`replace_edges` with the removed edges given by slot."""
-        drop = np.unique(np.asarray(drop, dtype=np.int64))
+        drop = np.sort(np.asarray(drop, dtype=np.int64))
+        if drop.size > 1 and np.any(drop[1:] == drop[:-1]):
+            drop = np.unique(drop)
         src_a = _int_array(src, "src")
         dst_a = _int_array(dst, "dst")
         if src_a.shape != dst_a.shape:

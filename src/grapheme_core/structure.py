@@ -39,7 +39,8 @@ class _Column:
         self.n += k
 
     def keep(self, mask: np.ndarray) -> None:
-        kept = self.values[mask]
+        """Keep the entries where ``mask`` is True, in order."""
+        kept = self.values[mask]  # boolean indexing: faster than np.compress(out=)
         self._buf[: kept.shape[0]] = kept
         self.n = kept.shape[0]
 
@@ -281,14 +282,14 @@ class GraphStructure:
 
     def remove_edges(self, edge_slots: np.ndarray) -> np.ndarray:
         """Delete edges at these slots; returns the boolean keep-mask over old edge slots."""
-        keep = self.replace_edges(edge_slots, _NO_IDS, _NO_IDS)[0]
+        keep = self.replace_edges(np.unique(edge_slots), _NO_IDS, _NO_IDS)[0]
         assert keep is not None
         return keep
 
     def replace_edges(
         self, drop_slots: np.ndarray | None, src: np.ndarray, dst: np.ndarray
     ) -> tuple[np.ndarray | None, np.ndarray]:
-        """Delete the edges at ``drop_slots`` and append ``src -> dst`` (node ids, accepted
+        """Delete the edges at ``drop_slots`` (distinct) and append ``src -> dst`` (node ids, accepted
         by :meth:`check_new_edges` when non-empty) as ONE structural version.
 
         Returns ``(keep, ids)``: the boolean keep-mask over the old edge slots (``None``
@@ -319,7 +320,6 @@ class GraphStructure:
         keep = None
         drop_src = drop_dst = None
         if drop_slots is not None:
-            drop_slots = np.unique(drop_slots)
             keep = np.ones(self.edge_count, dtype=bool)
             keep[drop_slots] = False
             if ends is not None:

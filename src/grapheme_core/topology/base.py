@@ -27,6 +27,7 @@ class TopologyRule:
         self._rng = np.random.default_rng(self.seed)
         self.updates = 0  # how many times update() ran
         self.last_step: int | None = None
+        self._region: Region | None = None  # the last region, carried across own edits
 
     # -- the public method ------------------------------------------------------------
     def update(self, dag: Any, step: int) -> TopologyReport:
@@ -69,8 +70,14 @@ class TopologyRule:
 
     # -- helpers ----------------------------------------------------------------------
     def region(self, dag: Any) -> Region:
-        """The rule's region on ``dag``'s current version."""
-        return Region(dag, resolve_layers(self.layers))
+        """The rule's region on ``dag``'s current version (the one this rule carried
+        across its own last edit when it still applies, else built afresh)."""
+        layers = resolve_layers(self.layers)
+        cached = self._region
+        if cached is not None and cached.is_current(dag, layers):
+            return cached
+        self._region = Region(dag, layers)
+        return self._region
 
     def _report(
         self, dag: Any, step: int, region: Region, removed: int = 0, added: int = 0, **fields: Any
@@ -91,7 +98,7 @@ def replace_edges(
     src_slots: np.ndarray,
     dst_slots: np.ndarray,
     weights: np.ndarray | float | None,
-) -> None:
+) -> np.ndarray:
     """Remove edges (edge slots) and add edges (node slots) of the current version in one
     structural edit (:meth:`DagNN.replace_edges`).
 
@@ -100,7 +107,7 @@ def replace_edges(
     optimizer moments, new edges start with zero gradient and zero moments.
     """
     ids = dag._structure.node_ids
-    dag._replace_edge_slots(drop_slots, ids[src_slots], ids[dst_slots], weights)
+    return dag._replace_edge_slots(drop_slots, ids[src_slots], ids[dst_slots], weights)
 
 
 def smallest(values: np.ndarray, k: int) -> np.ndarray:

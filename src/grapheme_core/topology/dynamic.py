@@ -59,16 +59,19 @@ class _DropAndGrow(TopologyRule):
             return self._report(dag, step, region, drop_fraction=frac)
         self._check(dag)
         grown = self._choose(dag, region, wanted)  # per group: local keys, best first
-        magnitude = np.abs(dag.get_parameters()["weight"])
-        drops, srcs, dsts = [], [], []
+        magnitude = np.abs(dag.backend.to_numpy(dag._params["weight"]))
+        drops, srcs, dsts, dropped, added = [], [], [], [], []
         for g, keys, k in zip(region.groups, grown, wanted, strict=True):
             k = min(k, keys.shape[0])
-            drops.append(g.edges[smallest(magnitude[g.edges], k)])
+            dropped.append(smallest(magnitude[g.edges], k))
+            drops.append(g.edges[dropped[-1]])
             s, d = region.endpoints(g, keys[:k])
             srcs.append(s)
             dsts.append(d)
+            added.append(keys[:k])
         drop, src, dst = (np.concatenate(a).astype(np.int64) for a in (drops, srcs, dsts))
         replace_edges(dag, drop, src, dst, self._new_weights())
+        self._region = region.after_replace(dag, dropped, added)
         return self._report(
             dag, step, region, removed=drop.shape[0], added=src.shape[0], drop_fraction=frac
         )
