@@ -302,7 +302,7 @@ class DagNN:
     def plan(self) -> ExecutionPlan:
         """The execution plan of the current structure (compiled on demand, cached)."""
         if self._plan is None or self._plan.version != self._structure.version:
-            self._plan = compile_plan(self._structure)
+            self._plan = compile_plan(self._structure, previous=self._plan)
             self._compiled = None
         return self._plan
 

@@ -8,6 +8,7 @@ Every edit validates first and mutates after, so a rejected edit leaves no trace
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,6 +46,17 @@ class _Column:
         self.n = kept.shape[0]
 
 
+class EdgeEdit(NamedTuple):
+    """How version ``after`` came from version ``before`` by edges alone: the edges where
+    ``keep`` (over the old edge slots; ``None``: all) is True kept their relative order,
+    then ``added`` new edges took the last slots. Nodes did not change."""
+
+    before: int
+    after: int
+    keep: np.ndarray | None
+    added: int
+
+
 class GraphStructure:
     """Topology only: no parameters, no backend. ``version`` bumps on every edit."""
 
@@ -72,6 +84,8 @@ class GraphStructure:
         # lets an edge removal prove in O(removed) that no level changed
         self._tight: tuple[int, np.ndarray] | None = None
         self._degrees: tuple[int, np.ndarray, np.ndarray] | None = None  # (version, in, out)
+        # the latest run of consecutive edge-only edits (the newest last, a few at most)
+        self._edits: list[EdgeEdit] = []
 
     # -- views -------------------------------------------------------------------------
     @property
@@ -173,6 +187,22 @@ class GraphStructure:
             self._degrees = (self.version, _frozen(indeg), _frozen(outdeg))
             return indeg, outdeg
         return cached
+
+    def edits_since(self, version: int) -> EdgeEdit | None:
+        """The edge-only edits from ``version`` to the current version as one
+        :class:`EdgeEdit`, or ``None`` if a node edit (or more than a few edits) came in
+        between. What lets :func:`~grapheme_core.plan.compile_plan` update an earlier
+        plan instead of compiling from scratch."""
+        run = self._edits
+        if not run or run[-1].after != self.version:
+            return None
+        start = next((i for i, e in enumerate(run) if e.before == version), None)
+        if start is None:
+            return None
+        edit = run[start]
+        for then in run[start + 1 :]:
+            edit = _chain(edit, then)
+        return edit
 
     def cached_degrees(self) -> tuple[np.ndarray, np.ndarray] | None:
         """:meth:`degrees` if it is already known for this version, else ``None``."""
@@ -352,6 +382,9 @@ class GraphStructure:
             self.next_edge_id += k
         self.version += 1
         v = self.version
+        if not self._edits or self._edits[-1].after != v - 1:
+            self._edits = []
+        self._edits = [*self._edits[-(_EDIT_LOG - 1) :], EdgeEdit(v - 1, v, keep, k)]
         if ends is not None:
             es, ed = ends
             if keep is not None:
@@ -494,6 +527,25 @@ def _slots(sorted_ids: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
 
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+_EDIT_LOG = 8  # edge edits remembered for edits_since
+
+
+def _chain(first: EdgeEdit, then: EdgeEdit) -> EdgeEdit:
+    """One :class:`EdgeEdit` for ``first`` followed by the consecutive ``then``. The
+    survivors of ``first``'s new edges stay contiguous, right after the original
+    survivors, so the pair is again "keep some, append some"."""
+    if then.keep is None:
+        return EdgeEdit(first.before, then.after, first.keep, first.added + then.added)
+    n_old = then.keep.shape[0] - first.added  # slots that came from before ``first``
+    survived_new = int(np.count_nonzero(then.keep[n_old:]))
+    if first.keep is None:
+        keep = then.keep[:n_old].copy()
+    else:
+        keep = first.keep.copy()
+        keep[np.flatnonzero(first.keep)] = then.keep[:n_old]
+    return EdgeEdit(first.before, then.after, keep, survived_new + then.added)
 
 
 def _tight_counts(levels: np.ndarray, src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
