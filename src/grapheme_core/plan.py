@@ -179,8 +179,9 @@ def _updated_plan(structure: GraphStructure, prev: ExecutionPlan) -> ExecutionPl
         new_slot = np.cumsum(keep, dtype=np.int32 if keep.shape[0] < 1 << 31 else np.int64) - 1
         edge_order = new_slot[edge_order[alive]].astype(np.int64)
         edge_src, edge_row = edge_src[alive], edge_row[alive]
-        sorted_dst = np.repeat(np.arange(n, dtype=np.int64), counts)
-        counts = counts - np.bincount(sorted_dst[~alive], minlength=n)
+        kept_before = np.zeros(alive.shape[0] + 1, dtype=new_slot.dtype)
+        np.cumsum(alive, dtype=new_slot.dtype, out=kept_before[1:])
+        counts = np.diff(kept_before[prev.indptr]).astype(np.int64)  # kept edges per row
     if edit.added:
         # new edges take the last slots, so a stable sort puts each after every kept
         # edge with the same destination, in slot order among themselves
@@ -191,10 +192,13 @@ def _updated_plan(structure: GraphStructure, prev: ExecutionPlan) -> ExecutionPl
         new_dst = new_dst[o]
         indptr_kept = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr_kept[1:])
-        at = indptr_kept[new_dst + 1]
-        edge_order = np.insert(edge_order, at, first + o)
-        edge_src = np.insert(edge_src, at, new_src[o])
-        edge_row = np.insert(edge_row, at, _rows_in_level(prev.level_offsets, n)[new_dst])
+        # where the new edges land in the merged order (one mask for the three arrays)
+        at = indptr_kept[new_dst + 1] + np.arange(edit.added)
+        old_part = np.ones(edge_order.shape[0] + edit.added, dtype=bool)
+        old_part[at] = False
+        edge_order = _merged(edge_order, first + o, old_part, at)
+        edge_src = _merged(edge_src, new_src[o], old_part, at)
+        edge_row = _merged(edge_row, _rows_in_level(prev.level_offsets, n)[new_dst], old_part, at)
         counts = counts + np.bincount(new_dst, minlength=n)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
@@ -208,6 +212,13 @@ def _updated_plan(structure: GraphStructure, prev: ExecutionPlan) -> ExecutionPl
         edge_src=edge_src,
         edge_row=edge_row,
     )
+
+
+def _merged(old: np.ndarray, new: np.ndarray, old_part: np.ndarray, at: np.ndarray) -> np.ndarray:
+    out = np.empty(old_part.shape[0], dtype=np.int64)
+    out[old_part] = old
+    out[at] = new
+    return out
 
 
 def _groups(codes: np.ndarray) -> tuple[ActivationGroup, ...]:
