@@ -164,9 +164,7 @@ class DagNN:
         if k == 0 and drop.size == 0:
             return np.zeros(0, dtype=np.int64)
         if k:
-            limits.check(
-                "edges", self.edge_count + k - drop.size, "the edge count after this edit"
-            )
+            limits.check("edges", self.edge_count + k - drop.size, "the edge count after this edit")
             self._structure.check_new_edges(src_a, dst_a)
             if w is None:
                 w = self._draw_weights(src_a, dst_a)

@@ -319,8 +319,8 @@ class GraphStructure:
     def replace_edges(
         self, drop_slots: np.ndarray | None, src: np.ndarray, dst: np.ndarray
     ) -> tuple[np.ndarray | None, np.ndarray]:
-        """Delete the edges at ``drop_slots`` (distinct) and append ``src -> dst`` (node ids, accepted
-        by :meth:`check_new_edges` when non-empty) as ONE structural version.
+        """Delete the edges at ``drop_slots`` (distinct) and append ``src -> dst`` (node
+        ids, accepted by :meth:`check_new_edges` when non-empty) as ONE structural version.
 
         Returns ``(keep, ids)``: the boolean keep-mask over the old edge slots (``None``
         when nothing is dropped) and the new edges' ids; the new edges take the last
@@ -337,9 +337,8 @@ class GraphStructure:
         if k:
             levels_before = levels
             levels = tight = None
-            if checked is not None and checked[0] == self.version:
-                if checked[1] is src and checked[2] is dst:
-                    new_src, new_dst, levels = checked[3], checked[4], checked[5]
+            if checked is not None and checked[:3] == (self.version, src, dst):
+                new_src, new_dst, levels = checked[3], checked[4], checked[5]
             if new_src is None and (ends is not None or degrees is not None):
                 new_src = self.node_slots(src, "source node")
                 new_dst = self.node_slots(dst, "destination node")
@@ -396,7 +395,7 @@ class GraphStructure:
             self._levels = (v, _frozen(levels))
         if tight is not None:
             self._tight = (v, _frozen(tight))
-        if degrees is not None and (keep is None or drop_src is not None):
+        if degrees is not None:
             indeg, outdeg = degrees
             if k:
                 indeg = indeg + np.bincount(new_dst, minlength=n)

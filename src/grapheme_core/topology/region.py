@@ -149,7 +149,8 @@ class Region:
         keep their relative order, new edges take the last slots), but O(edit) plus a
         few passes of cheap gathers instead of a rebuild. ``None`` where that cannot be
         guaranteed (the edit changed a level, or the order depends on the edges); then
-        build a new one. Computes the new levels if the edit did not carry them. The taken-pair tables move to the new region.
+        build a new one. Computes the new levels if the edit did not carry them. The
+        taken-pair tables move to the new region.
         """
         s = dag._structure
         if s is not self._structure or self._levels is None:
