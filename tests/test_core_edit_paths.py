@@ -145,6 +145,11 @@ def test_random_edits_keep_every_carried_cache_exact():
                 n = s.node_count
                 np.testing.assert_array_equal(degrees[0], np.bincount(s.dst_slots(), minlength=n))
                 np.testing.assert_array_equal(degrees[1], np.bincount(s.src_slots(), minlength=n))
+            tight = s._current(s._tight)
+            if tight is not None:  # in-edges from the level just below, per node
+                lv, sv, dv = s.levels(), s.src_slots(), s.dst_slots()
+                expected = np.bincount(dv[lv[sv] + 1 == lv[dv]], minlength=s.node_count)
+                np.testing.assert_array_equal(tight, expected)
             plan = dag.plan
             updated += plan.order is previous.order  # derived from the previous plan
             s._levels = None

@@ -47,9 +47,21 @@ def longest_path_levels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray 
 
     Kahn's algorithm, one frontier per iteration. Returns ``None`` if the graph has a cycle.
     """
+    found = levels_and_tight_counts(n, src, dst)
+    return None if found is None else found[0]
+
+
+def levels_and_tight_counts(
+    n: int, src: np.ndarray, dst: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`longest_path_levels` plus, per node, how many in-edges come from the level
+    just below it ("tight" edges; every node above level 0 has at least one), at no extra
+    pass: a node becomes ready in the frontier after its last predecessors, and those
+    are exactly its tight ones. ``None`` if the graph has a cycle."""
     level = np.zeros(n, dtype=np.int64)
+    tight = np.zeros(n, dtype=np.int64)
     if n == 0:
-        return level
+        return level, tight
     indeg = np.bincount(dst, minlength=n).astype(np.int64)
     by_src = stable_argsort(src, n)
     indptr = np.zeros(n + 1, dtype=np.int64)
@@ -72,9 +84,11 @@ def longest_path_levels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray 
         else:
             touched, hits = np.unique(targets, return_counts=True)
         indeg[touched] -= hits
-        frontier = touched[indeg[touched] == 0]
+        ready = indeg[touched] == 0
+        frontier = touched[ready]
+        tight[frontier] = hits[ready]
         depth += 1
-    return level if processed == n else None
+    return (level, tight) if processed == n else None
 
 
 def adjacency(n: int, src: np.ndarray, dst: np.ndarray) -> sp.csr_matrix:

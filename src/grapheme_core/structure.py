@@ -77,7 +77,8 @@ class GraphStructure:
         # (version, node count, edge count, src slots, dst slots), read-only arrays
         self._ends: tuple[int, int, int, np.ndarray, np.ndarray] | None = None
         # what check_new_edges learnt, for the add_edges that follows it:
-        # (version, src, dst, src slots, dst slots, levels after the add or None)
+        # (version, src, dst, src slots, dst slots, levels after the add or None, and
+        # when a full pass found them, the tight counts after the add)
         self._checked: tuple | None = None
         self._fingerprint: tuple[int, str] | None = None  # (version, sha256 hex)
         # (version, per slot: how many in-edges come from the level just below), which
@@ -169,11 +170,14 @@ class GraphStructure:
         carried across edits that provably change no level."""
         cached = self._current(self._levels)
         if cached is None:
-            levels = algo.longest_path_levels(self.node_count, self.src_slots(), self.dst_slots())
-            if levels is None:  # pragma: no cover - every edit keeps the graph acyclic
+            found = algo.levels_and_tight_counts(
+                self.node_count, self.src_slots(), self.dst_slots()
+            )
+            if found is None:  # pragma: no cover - every edit keeps the graph acyclic
                 raise GraphError("internal error: the stored graph contains a cycle")
-            cached = _frozen(levels)
+            cached = _frozen(found[0])
             self._levels = (self.version, cached)
+            self._tight = (self.version, _frozen(found[1]))
         return cached
 
     def degrees(self) -> tuple[np.ndarray, np.ndarray]:
@@ -259,32 +263,32 @@ class GraphStructure:
             s_slot, d_slot = int(src_slot[0]), int(dst_slot[0])
             if levels[s_slot] < levels[d_slot]:
                 # dst cannot reach a node on a lower level; no level changes either
-                self._checked = (self.version, src, dst, src_slot, dst_slot, levels)
+                self._checked = (self.version, src, dst, src_slot, dst_slot, levels, None)
                 return
             if not np.any(self.src_slots() == d_slot):
                 # dst has no outgoing edge, so it reaches nothing; only its own level moves
                 new_levels = levels.copy()
                 new_levels[d_slot] = levels[s_slot] + 1
-                self._checked = (self.version, src, dst, src_slot, dst_slot, new_levels)
+                self._checked = (self.version, src, dst, src_slot, dst_slot, new_levels, None)
                 return
             path = algo.find_path(self._adjacency(), int(dst_slot[0]), int(src_slot[0]))
             if path is not None:
                 self._raise_cycle(0, src, dst, path)
-            self._checked = (self.version, src, dst, src_slot, dst_slot, None)
+            self._checked = (self.version, src, dst, src_slot, dst_slot, None, None)
             return
         levels = self._current(self._levels)
         if levels is not None and np.all(levels[src_slot] < levels[dst_slot]):
             # Every new edge climbs the current levels: they stay a strictly increasing
             # potential, so no cycle can close and no longest path gets longer.
-            self._checked = (self.version, src, dst, src_slot, dst_slot, levels)
+            self._checked = (self.version, src, dst, src_slot, dst_slot, levels, None)
             return
         old_src, old_dst = self.src_slots(), self.dst_slots()
         all_src = np.concatenate([old_src, src_slot])
         all_dst = np.concatenate([old_dst, dst_slot])
-        new_levels = algo.longest_path_levels(self.node_count, all_src, all_dst)
-        if new_levels is not None:
+        found = algo.levels_and_tight_counts(self.node_count, all_src, all_dst)
+        if found is not None:
             # The levels and slots after the add are known now: hand them to add_edges.
-            self._checked = (self.version, src, dst, src_slot, dst_slot, new_levels)
+            self._checked = (self.version, src, dst, src_slot, dst_slot, *found)
             return
         k = algo.first_cycle_closing(self.node_count, old_src, old_dst, src_slot, dst_slot)
         adj = algo.adjacency(
@@ -337,12 +341,16 @@ class GraphStructure:
         if k:
             levels_before = levels
             levels = tight = None
-            if checked is not None and checked[:3] == (self.version, src, dst):
-                new_src, new_dst, levels = checked[3], checked[4], checked[5]
+            if (
+                checked is not None
+                and checked[0] == self.version
+                and (checked[1] is src and checked[2] is dst)
+            ):
+                new_src, new_dst, levels, tight = checked[3:]
             if new_src is None and (ends is not None or degrees is not None):
                 new_src = self.node_slots(src, "source node")
                 new_dst = self.node_slots(dst, "destination node")
-            if levels is not None and levels is levels_before:
+            if levels is not None and levels is levels_before:  # no level moved
                 tight = self._current(self._tight)
                 if tight is not None:
                     tight = tight + _tight_counts(levels, new_src, new_dst, n)
