@@ -1,5 +1,5 @@
 """What every topology rule shares: a seeded generator, the region, state for resume,
-and the one way edges are replaced (grow first, then drop, so a failure changes nothing)."""
+and the one way edges are replaced (drop and grow as one all-or-nothing edit)."""
 
 from __future__ import annotations
 
