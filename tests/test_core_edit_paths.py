@@ -85,9 +85,36 @@ def test_removal_keeps_levels_only_while_a_tight_predecessor_remains():
     np.testing.assert_array_equal(dag._structure.levels(), _fresh_levels(dag))
     # removing 2 -> 3 leaves 3 fed only by 1 -> 3: node 3 and everything after drop a level
     dag.remove_edges([ids[(src == 2) & (dst == 3)][0]])
-    assert _carried_levels(dag) is None  # recomputed on demand
-    np.testing.assert_array_equal(dag._structure.levels(), [0, 1, 2, 2, 3, 4])
+    carried = _carried_levels(dag)  # followed down from node 3, no full pass
+    np.testing.assert_array_equal(carried, [0, 1, 2, 2, 3, 4])
+    np.testing.assert_array_equal(carried, _fresh_levels(dag))
+
+
+def test_edges_that_do_not_climb_raise_levels_exactly_or_are_refused():
+    dag = DagNN()
+    dag.add_nodes(2, "input")
+    chain = dag.add_nodes(30, "hidden")
+    dag.add_edges(chain[:-1], chain[1:])
+    side = dag.add_nodes(2, "hidden")
+    dag.add_edges([0, 1, side[0]], [chain[0], side[0], side[1]])
+    dag._structure.levels()
+    # side[1] (level 2) -> chain[5] (level 6) climbs; chain[3] -> side[0] does not:
+    # side[0] and side[1] rise (a short push, no full pass)
+    dag.add_edges([side[1], chain[3]], [chain[5], side[0]])
+    np.testing.assert_array_equal(_carried_levels(dag), _fresh_levels(dag))
+    # lifting the head of the chain moves all 30 links: more waves than the incremental
+    # update takes, so the full pass runs, with the same result
+    lift = dag.add_nodes(3, "hidden")
+    dag.add_edges([0, lift[0], lift[1]], lift)
+    np.testing.assert_array_equal(_carried_levels(dag), _fresh_levels(dag))
+    dag.add_edges([lift[2], 1], [chain[0], chain[1]])
     np.testing.assert_array_equal(dag._structure.levels(), _fresh_levels(dag))
+    # input, 3 lifts, 30 links, plus one for the detour chain[3] -> side -> chain[5]
+    assert dag._structure.levels()[dag._slot(chain[-1])] == 34
+    before = _snapshot(dag)
+    with pytest.raises(CycleError):  # the tail back to the head: a cycle, refused
+        dag.add_edges([0, chain[-1]], [chain[2], chain[0]])
+    assert _snapshot(dag) == before
 
 
 def test_replace_equals_add_then_remove():

@@ -91,6 +91,87 @@ def levels_and_tight_counts(
     return (level, tight) if processed == n else None
 
 
+#: how many waves the incremental level updates below may take before giving up (each
+#: wave is a couple of passes of boolean gathers over the edges; a full pass costs more
+#: than about this many)
+RELEVEL_WAVES = 12
+
+
+def levels_after_removal(
+    n: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    levels: np.ndarray,
+    seeds: np.ndarray,
+    max_waves: int = RELEVEL_WAVES,
+) -> np.ndarray | None:
+    """Exact longest-path levels of the DAG ``src -> dst`` (slots), given ``levels``, the
+    exact levels before some of its edges were removed, and ``seeds``: the nodes that may
+    have dropped (every node that lost its last in-edge from the level just below).
+
+    Removing edges only lowers levels and keeps ``levels`` a strictly increasing
+    potential, so each wave recomputes the candidates from their in-edges and takes the
+    successors of those that dropped as the next candidates. ``None`` if that needs more
+    than ``max_waves`` waves (then do a full pass).
+    """
+    new = levels.copy()
+    mark = np.zeros(n, dtype=bool)
+    cand = np.unique(seeds)
+    for _ in range(max_waves):
+        if cand.size == 0:
+            return new
+        mark[cand] = True
+        into = np.flatnonzero(mark[dst])
+        mark[cand] = False
+        best = np.zeros(n, dtype=np.int64)
+        np.maximum.at(best, dst[into], new[src[into]] + 1)
+        dropped = cand[best[cand] < new[cand]]
+        if dropped.size == 0:
+            return new
+        new[dropped] = best[dropped]
+        mark[dropped] = True
+        cand = np.unique(dst[mark[src]])
+        mark[dropped] = False
+    return None
+
+
+def levels_after_addition(
+    n: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    levels: np.ndarray,
+    new_src: np.ndarray,
+    new_dst: np.ndarray,
+    max_waves: int = RELEVEL_WAVES,
+) -> np.ndarray | None:
+    """Exact longest-path levels of the graph ``src -> dst`` (slots; it includes the new
+    edges ``new_src -> new_dst``), given ``levels``, exact before the new edges.
+
+    Adding edges only raises levels, so starting from ``levels`` each wave pushes the
+    nodes that rose to their successors. ``None`` if that does not settle within
+    ``max_waves`` waves, which is also what a cycle does (it would raise forever): then
+    do a full pass, which tells the two apart.
+    """
+    new = levels.copy()
+    touched = np.unique(new_dst)
+    before = new[touched]
+    np.maximum.at(new, new_dst, new[new_src] + 1)
+    rose = touched[new[touched] > before]
+    mark = np.zeros(n, dtype=bool)
+    for _ in range(max_waves):
+        if rose.size == 0:
+            return new
+        mark[rose] = True
+        out = np.flatnonzero(mark[src])
+        mark[rose] = False
+        targets = dst[out]
+        touched = np.unique(targets)
+        before = new[touched]
+        np.maximum.at(new, targets, new[src[out]] + 1)
+        rose = touched[new[touched] > before]
+    return None
+
+
 def adjacency(n: int, src: np.ndarray, dst: np.ndarray) -> sp.csr_matrix:
     """Boolean-ish CSR adjacency ``A[src, dst] = 1`` (duplicates harmless)."""
     data = np.ones(src.shape[0], dtype=np.int8)

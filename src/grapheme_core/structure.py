@@ -285,6 +285,13 @@ class GraphStructure:
         old_src, old_dst = self.src_slots(), self.dst_slots()
         all_src = np.concatenate([old_src, src_slot])
         all_dst = np.concatenate([old_dst, dst_slot])
+        if levels is not None:  # a few edges that do not climb: raise what they lift
+            raised = algo.levels_after_addition(
+                self.node_count, all_src, all_dst, levels, src_slot, dst_slot
+            )
+            if raised is not None:  # settled, so acyclic
+                self._checked = (self.version, src, dst, src_slot, dst_slot, raised, None)
+                return
         found = algo.levels_and_tight_counts(self.node_count, all_src, all_dst)
         if found is not None:
             # The levels and slots after the add are known now: hand them to add_edges.
@@ -356,6 +363,7 @@ class GraphStructure:
                     tight = tight + _tight_counts(levels, new_src, new_dst, n)
         keep = None
         drop_src = drop_dst = None
+        orphans = None  # nodes that lost their last in-edge from the level below
         if drop_slots is not None:
             keep = np.ones(self.edge_count, dtype=bool)
             keep[drop_slots] = False
@@ -375,8 +383,7 @@ class GraphStructure:
                 tight = _tight_counts(levels, all_src, all_dst, n)
             lost = drop_dst[levels[drop_src] + 1 == levels[drop_dst]]
             tight = tight - np.bincount(lost, minlength=n)
-            if np.any(tight[lost] == 0):
-                levels = tight = None  # some level drops: recomputed on demand
+            orphans = lost[tight[lost] == 0]
         # -- mutate (nothing below can fail)
         ids = np.arange(self.next_edge_id, self.next_edge_id + k, dtype=np.int64)
         if keep is not None:
@@ -399,6 +406,12 @@ class GraphStructure:
             if k:
                 es, ed = np.concatenate([es, new_src]), np.concatenate([ed, new_dst])
             self._ends = (v, self.node_count, self.edge_count, _frozen(es), _frozen(ed))
+        if levels is not None and orphans is not None and orphans.size:
+            # some levels drop: follow them down from the orphans (or recompute on demand)
+            levels = algo.levels_after_removal(
+                n, self.src_slots(), self.dst_slots(), levels, orphans
+            )
+            tight = None
         if levels is not None:
             self._levels = (v, _frozen(levels))
         if tight is not None:
