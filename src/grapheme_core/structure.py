@@ -357,10 +357,14 @@ class GraphStructure:
             if new_src is None and (ends is not None or degrees is not None):
                 new_src = self.node_slots(src, "source node")
                 new_dst = self.node_slots(dst, "destination node")
-            if levels is not None and levels is levels_before:  # no level moved
-                tight = self._current(self._tight)
-                if tight is not None:
-                    tight = tight + _tight_counts(levels, new_src, new_dst, n)
+            old_tight = self._current(self._tight)
+            if levels is not None and levels_before is not None and old_tight is not None:
+                # the counts over old + new edges for the old levels, then for the new ones
+                tight = old_tight + _tight_counts(levels_before, new_src, new_dst, n)
+                if levels is not levels_before:  # a few levels rose
+                    union_src = np.concatenate([self.src_slots(), new_src])
+                    union_dst = np.concatenate([self.dst_slots(), new_dst])
+                    tight = _retight(tight, levels_before, levels, union_src, union_dst)
         keep = None
         drop_src = drop_dst = None
         orphans = None  # nodes that lost their last in-edge from the level below
@@ -408,10 +412,13 @@ class GraphStructure:
             self._ends = (v, self.node_count, self.edge_count, _frozen(es), _frozen(ed))
         if levels is not None and orphans is not None and orphans.size:
             # some levels drop: follow them down from the orphans (or recompute on demand)
-            levels = algo.levels_after_removal(
-                n, self.src_slots(), self.dst_slots(), levels, orphans
-            )
-            tight = None
+            final_src, final_dst = self.src_slots(), self.dst_slots()
+            dropped = algo.levels_after_removal(n, final_src, final_dst, levels, orphans)
+            if dropped is not None and tight is not None:
+                tight = _retight(tight, levels, dropped, final_src, final_dst)
+            else:
+                tight = None
+            levels = dropped
         if levels is not None:
             self._levels = (v, _frozen(levels))
         if tight is not None:
@@ -532,6 +539,12 @@ def _slots(sorted_ids: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
             inside = (rel >= 0) & (rel <= last - first)
             slots = np.where(inside, table[np.where(inside, rel, 0)], -1)
             ok = slots >= 0
+        elif ids.size > 256:  # sorted queries walk the table in order: far fewer misses
+            order = np.argsort(ids, kind="stable")
+            slots = np.empty(ids.shape[0], dtype=np.int64)
+            slots[order] = np.searchsorted(sorted_ids, ids[order])
+            ok = slots < n
+            ok[ok] = sorted_ids[slots[ok]] == ids[ok]
         else:
             slots = np.searchsorted(sorted_ids, ids)
             ok = slots < n
@@ -573,6 +586,26 @@ def _tight_counts(levels: np.ndarray, src: np.ndarray, dst: np.ndarray, n: int) 
     just below it. Where every node above level 0 has one, ``levels`` are exactly the
     longest-path levels (given that they increase along every edge)."""
     return np.bincount(dst[levels[src] + 1 == levels[dst]], minlength=n)
+
+
+def _retight(
+    tight: np.ndarray, old: np.ndarray, new: np.ndarray, src: np.ndarray, dst: np.ndarray
+) -> np.ndarray:
+    """Tight in-edge counts for the levels ``new``, from ``tight``, the counts for the
+    levels ``old`` over the same edges: only the nodes whose level moved and their
+    successors are counted again."""
+    n = tight.shape[0]
+    moved = np.flatnonzero(new != old)
+    if moved.size == 0:
+        return tight
+    again = np.zeros(n, dtype=bool)
+    again[moved] = True
+    again[dst[again[src]]] = True  # and their successors
+    into = np.flatnonzero(again[dst])
+    recount = _tight_counts(new, src[into], dst[into], n)
+    out = tight.copy()
+    out[again] = recount[again]
+    return out
 
 
 def _frozen(arr: np.ndarray) -> np.ndarray:
