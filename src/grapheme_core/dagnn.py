@@ -168,11 +168,11 @@ class DagNN:
             self._structure.check_new_edges(src_a, dst_a)
             if w is None:
                 w = self._draw_weights(src_a, dst_a)
+        b, dt = self.backend, self.dtype
+        new = b.asarray(w if k else np.zeros(0), dt)  # before the edit: nothing can fail after
+        zeros = b.zeros((k,), dt)
         keep, ids = self._structure.replace_edges(drop if drop.size else None, src_a, dst_a)
         kept = None if keep is None else np.flatnonzero(keep)
-        b, dt = self.backend, self.dtype
-        new = b.asarray(w if k else np.zeros(0), dt)
-        zeros = b.zeros((k,), dt)
 
         def edit(arr: Any, tail: Any) -> Any:
             if kept is not None:

@@ -358,7 +358,12 @@ class GraphStructure:
                 new_src = self.node_slots(src, "source node")
                 new_dst = self.node_slots(dst, "destination node")
             old_tight = self._current(self._tight)
-            if levels is not None and levels_before is not None and old_tight is not None:
+            if (
+                tight is None
+                and levels is not None
+                and levels_before is not None
+                and old_tight is not None
+            ):
                 # the counts over old + new edges for the old levels, then for the new ones
                 tight = old_tight + _tight_counts(levels_before, new_src, new_dst, n)
                 if levels is not levels_before:  # a few levels rose
