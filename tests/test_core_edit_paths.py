@@ -184,11 +184,18 @@ def test_random_edits_keep_every_carried_cache_exact():
     assert updated > 0  # the incremental path was exercised
 
 
-@pytest.mark.parametrize("rule_cls", [SET, RigL])
-def test_a_rule_carries_its_region_exactly(rule_cls):
-    dag, layers = layered_dag([10, 12, 12, 4], 0.5, seed=1)
-    rule = rule_cls(drop_fraction=0.3, layers=layers, seed=2)
-    x = np.random.default_rng(0).normal(size=(3, 10))
+@pytest.mark.parametrize(
+    ("rule_cls", "sizes", "fraction"),
+    [
+        (SET, [10, 12, 12, 4], 0.3),
+        (RigL, [10, 12, 12, 4], 0.3),
+        (SET, [10, 12, 2], 0.04),  # the second group drops nothing, its slots still move
+    ],
+)
+def test_a_rule_carries_its_region_exactly(rule_cls, sizes, fraction):
+    dag, layers = layered_dag(sizes, 0.5, seed=1)
+    rule = rule_cls(drop_fraction=fraction, layers=layers, seed=2)
+    x = np.random.default_rng(0).normal(size=(3, sizes[0]))
     carried = 0
     for step in range(4):
         dag.backward_accumulate(np.ones_like(dag.forward(x)))
