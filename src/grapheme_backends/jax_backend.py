@@ -97,6 +97,10 @@ _LEVEL_COST = 2048  # the fixed cost of one level
 _PAD_RATIO = 1.5  # a level group may do at most this much more work than its levels
 #: tables with at most this many gathered elements (slots x batch) skip the per-slot loop
 _SMALL = 1 << 14
+#: levels with at most this many incoming edges push their gradient to their sources in
+#: the backward (a scatter-add through the incoming table); larger levels are pulled by
+#: their sources (a gather through the transposed table, no scatter)
+_PUSH_EDGES = 3072
 
 
 #: arrays up to this many elements are concatenated on the host (no per-shape compile)
@@ -280,6 +284,7 @@ class _Group:
     rows: int
     lo: int  # unused (0): level offsets travel as data, so edits keep the program
     masked: bool  # some level has fewer than ``rows`` nodes
+    push: bool  # the backward scatters dL/dz through ``incoming`` (else sources pull it)
     codes: tuple[int, ...]  # activation codes present
     incoming: _Shape | None  # rows: the level's nodes; columns: source positions
     outgoing: _Shape | None  # rows: the level's nodes; columns: destination positions
@@ -317,13 +322,16 @@ class _Run:
         return cost * self.count
 
 
-def _group_levels(rows, ins, outs) -> list[tuple[int, int]]:
-    """Greedy runs ``(first, count)`` of levels whose padding stays within ``_PAD_RATIO``."""
+def _group_levels(rows, ins, outs, push) -> list[tuple[int, int]]:
+    """Greedy runs ``(first, count)`` of levels of one backward mode (``push``) whose
+    padding stays within ``_PAD_RATIO``."""
     runs: list[tuple[int, int]] = []
     first, run = 0, _Run()
     for lv in range(len(rows)):
         longer = run.extended(rows[lv], (ins[lv], outs[lv]))
-        if run.count and longer.padded() > _PAD_RATIO * longer.actual:
+        if run.count and (
+            push[lv] != push[first] or longer.padded() > _PAD_RATIO * longer.actual
+        ):
             runs.append((first, run.count))
             first, longer = lv, _Run().extended(rows[lv], (ins[lv], outs[lv]))
         run = longer
@@ -392,6 +400,10 @@ class JaxBackend:
 
     name = "jax"
     api_version = API_VERSION
+    #: levels with at most this many incoming edges push their gradient to their sources
+    #: in the backward (a scatter-add); larger ones are pulled (a gather through the
+    #: transposed edges). Tune per instance: ``-1`` pulls everywhere.
+    push_edges: int = _PUSH_EDGES
 
     def __init__(self, kernel: str = "auto") -> None:
         if kernel not in _KERNELS:
@@ -447,7 +459,9 @@ class JaxBackend:
 
     # -- kernels ---------------------------------------------------------------------
     def compile(self, plan: ExecutionPlan, dtype: str) -> JaxCompiledPlan:
-        return _compile(plan, dtype, self.kernel, self._programs, self._capacity)
+        return _compile(
+            plan, dtype, self.kernel, self._programs, self._capacity, self.push_edges
+        )
 
     def forward(
         self, compiled: JaxCompiledPlan, weight: jax.Array, bias: jax.Array, x: jax.Array
@@ -553,20 +567,25 @@ def _adam(param, grad, m, v, lr, beta1, beta2, eps, c1, c2):
 
 
 # -- building the kernels --------------------------------------------------------------------
-def _stable_groups(capacity: dict | None, key: tuple, rows, ins, outs) -> list[tuple[int, int]]:
+def _stable_groups(
+    capacity: dict | None, key: tuple, rows, ins, outs, push
+) -> list[tuple[int, int]]:
     """:func:`_group_levels`, except that the grouping last used for a graph of the same
     node and level count is kept while its padding stays within twice the usual ratio
     (a greedy grouping near its threshold would otherwise flip on small edits)."""
     old = None if capacity is None else capacity.get(("groups", *key))
     if old is not None:
         for first, count in old:
+            if np.any(push[first : first + count] != push[first]):
+                old = None
+                break
             run = _Run()
             for lv in range(first, first + count):
                 run = run.extended(rows[lv], (ins[lv], outs[lv]))
             if run.padded() > 2 * _PAD_RATIO * run.actual:
                 old = None
                 break
-    runs = old if old is not None else _group_levels(rows, ins, outs)
+    runs = old if old is not None else _group_levels(rows, ins, outs, push)
     if capacity is not None:
         capacity[("groups", *key)] = runs
     return runs
@@ -593,15 +612,19 @@ def _compile(
     kernel: str,
     programs: dict | None = None,
     capacity: dict | None = None,
+    push_edges: int = _PUSH_EDGES,
 ) -> JaxCompiledPlan:
     n, e = plan.num_nodes, plan.num_edges
     lo_of = plan.level_offsets
     # destination position of each (destination-sorted) edge
     edge_dst = np.repeat(np.arange(n, dtype=np.int64), np.diff(plan.indptr))
-    # the same edges sorted by source: the transposed CSR, for the pull-style backward
-    by_src = np.argsort(plan.edge_src, kind="stable")
+    # small levels push their gradient to their sources in the backward; the edges into
+    # the other levels, sorted by source (the transposed CSR), are pulled by their sources
+    push = np.diff(plan.edge_offsets) <= push_edges
+    pulled = np.flatnonzero(np.repeat(~push, np.diff(plan.edge_offsets)))
+    by_src = pulled[np.argsort(plan.edge_src[pulled], kind="stable")]
     src_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(plan.edge_src, minlength=n), out=src_ptr[1:])
+    np.cumsum(np.bincount(plan.edge_src[pulled], minlength=n), out=src_ptr[1:])
 
     rows, ins, outs = [], [], []
     for lv in range(plan.num_levels):
@@ -628,7 +651,7 @@ def _compile(
     grad_offset = 0
     padded_end = n
     all_codes = tuple(int(c) for c in np.unique(plan.activation))
-    for first, count in _stable_groups(capacity, (n, len(rows)), rows, ins, outs):
+    for first, count in _stable_groups(capacity, (n, len(rows)), rows, ins, outs, push):
         n_rows = _bucket(max(rows[first : first + count]), 5)  # capacity for moved nodes
         place = (n, first, count)  # capacity never shrinks at the same place: no flapping
         if capacity is not None:
@@ -648,6 +671,7 @@ def _compile(
             rows=n_rows,
             lo=0,
             masked=True,
+            push=bool(push[first]),
             codes=codes,
             incoming=shape_in,
             outgoing=shape_out,
@@ -723,7 +747,8 @@ def _spmm(values: jax.Array, cols: jax.Array, w: jax.Array, owner, n_rows: int) 
     """``out[r] = sum_k w[k, r] * values[cols[k, r]]`` over a ``[width, rows]`` table.
 
     One fused gather-multiply-add over ``[rows, B]`` per slot (never an ``E x B``
-    temporary), then a sorted segment-sum merges split rows (``owner`` not None).
+    temporary; a small table is one gather and a sum), then a sorted segment-sum merges
+    split rows (``owner`` not None).
     """
 
     def slot(acc, cw):
@@ -731,9 +756,12 @@ def _spmm(values: jax.Array, cols: jax.Array, w: jax.Array, owner, n_rows: int) 
         return acc + wk[:, None] * values[c], None
 
     width = cols.shape[0]
-    acc = jnp.zeros((cols.shape[1], values.shape[1]), values.dtype)
-    unroll = True if width <= _UNROLL else _UNROLL
-    acc = jax.lax.scan(slot, acc, (cols, w), unroll=unroll)[0]
+    if cols.size * values.shape[1] <= _SMALL:
+        acc = jnp.sum(w[:, :, None] * values[cols], axis=0)
+    else:
+        acc = jnp.zeros((cols.shape[1], values.shape[1]), values.dtype)
+        unroll = True if width <= _UNROLL else _UNROLL
+        acc = jax.lax.scan(slot, acc, (cols, w), unroll=unroll)[0]
     if owner is not None:
         acc = jax.ops.segment_sum(acc, owner, num_segments=n_rows, indices_are_sorted=True)
     return acc
@@ -824,12 +852,21 @@ def _reverse_sweep(groups, ix, weight, h, grad_out, *, weight_grads: bool):
             if g.masked:  # rows past the level belong to later, finished levels
                 grad = jnp.where((jnp.arange(g.rows) < a["count"])[:, None], grad, old)
             d = jax.lax.dynamic_update_slice_in_dim(d, grad, lo, axis=0)
-            if g.incoming is None or not weight_grads:
+            if g.incoming is None:
                 return d, None
             # read dL/dz back from the updated ``d``: were ``grad`` used, XLA would fuse
             # its computation (which reads the old ``d``) here and copy ``d`` every level
             grad = jax.lax.dynamic_slice_in_dim(d, lo, g.rows)
             owner = a["in_owner"] if g.incoming.split else None
+            if g.push:  # scatter dL/dz to the sources (earlier rows, not final yet)
+                per_slot = grad if owner is None else grad[owner]
+                w_in = wext[a["in_weights"]]
+                d = d.at[a["in_cols"]].add(w_in[:, :, None] * per_slot[None])
+                # the level's rows again, from the new ``d`` (same values: sources are
+                # earlier rows), so that the scatter can update ``d`` in place
+                grad = jax.lax.dynamic_slice_in_dim(d, lo, g.rows)
+            if not weight_grads:
+                return d, None
             return d, _sddmm(grad, h, a["in_cols"], owner)
 
         d, out = _run_group(g, step, d, xs, reverse=True)
