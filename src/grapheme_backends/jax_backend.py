@@ -329,9 +329,7 @@ def _group_levels(rows, ins, outs, push) -> list[tuple[int, int]]:
     first, run = 0, _Run()
     for lv in range(len(rows)):
         longer = run.extended(rows[lv], (ins[lv], outs[lv]))
-        if run.count and (
-            push[lv] != push[first] or longer.padded() > _PAD_RATIO * longer.actual
-        ):
+        if run.count and (push[lv] != push[first] or longer.padded() > _PAD_RATIO * longer.actual):
             runs.append((first, run.count))
             first, longer = lv, _Run().extended(rows[lv], (ins[lv], outs[lv]))
         run = longer
@@ -459,9 +457,7 @@ class JaxBackend:
 
     # -- kernels ---------------------------------------------------------------------
     def compile(self, plan: ExecutionPlan, dtype: str) -> JaxCompiledPlan:
-        return _compile(
-            plan, dtype, self.kernel, self._programs, self._capacity, self.push_edges
-        )
+        return _compile(plan, dtype, self.kernel, self._programs, self._capacity, self.push_edges)
 
     def forward(
         self, compiled: JaxCompiledPlan, weight: jax.Array, bias: jax.Array, x: jax.Array
