@@ -79,6 +79,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from grapheme_core.backend import API_VERSION
+from grapheme_core.dense import DenseLayout, DensePolicy
 from grapheme_core.plan import ExecutionPlan
 from grapheme_core.types import LEAKY_SLOPE, Activation
 
@@ -275,6 +276,21 @@ class _Shape:
 
 
 @attrs.frozen
+class _Dense:
+    """The static shape of a level run as a dense ``[rows, cols]`` matrix product (see
+    :mod:`grapheme_core.dense`): the cells and columns travel as data."""
+
+    rows: int
+    cols: int
+    contiguous: bool  # the columns are one range of positions: a slice, not a gather
+    identity: bool  # the level's plan-ordered weights are the matrix, row-major
+
+    @staticmethod
+    def of(layout: DenseLayout) -> _Dense:
+        return _Dense(layout.rows, layout.n_cols, layout.contiguous, layout.identity)
+
+
+@attrs.frozen
 class _Group:
     """Consecutive levels run by one ``lax.scan`` (or inline when ``count == 1``), every
     level padded to ``rows`` node rows and to the group's table shapes."""
@@ -288,6 +304,7 @@ class _Group:
     codes: tuple[int, ...]  # activation codes present
     incoming: _Shape | None  # rows: the level's nodes; columns: source positions
     outgoing: _Shape | None  # rows: the level's nodes; columns: destination positions
+    dense: _Dense | None = None  # a single level whose incoming edges are a dense matrix
 
 
 class _Run:
@@ -322,14 +339,19 @@ class _Run:
         return cost * self.count
 
 
-def _group_levels(rows, ins, outs, push) -> list[tuple[int, int]]:
+def _group_levels(rows, ins, outs, push, dense) -> list[tuple[int, int]]:
     """Greedy runs ``(first, count)`` of levels of one backward mode (``push``) whose
-    padding stays within ``_PAD_RATIO``."""
+    padding stays within ``_PAD_RATIO``; a dense level is a run of its own."""
     runs: list[tuple[int, int]] = []
     first, run = 0, _Run()
     for lv in range(len(rows)):
         longer = run.extended(rows[lv], (ins[lv], outs[lv]))
-        if run.count and (push[lv] != push[first] or longer.padded() > _PAD_RATIO * longer.actual):
+        if run.count and (
+            push[lv] != push[first]
+            or dense[lv] is not None
+            or dense[first] is not None
+            or longer.padded() > _PAD_RATIO * longer.actual
+        ):
             runs.append((first, run.count))
             first, longer = lv, _Run().extended(rows[lv], (ins[lv], outs[lv]))
         run = longer
@@ -378,6 +400,12 @@ class JaxCompiledPlan:
     traces: dict[str, int]
     groups: tuple[_Group, ...]
 
+    @property
+    def levels(self) -> tuple[_Group, ...]:
+        """The group that runs each level of the plan, in level order (``.dense`` says
+        whether it is a dense matrix product)."""
+        return tuple(g for g in self.groups for _ in range(g.count))
+
 
 @attrs.frozen(eq=False)
 class JaxForwardCache:
@@ -385,7 +413,7 @@ class JaxForwardCache:
     weight: jax.Array  # the weights of the forward pass that made ``h``
 
 
-class JaxBackend:
+class JaxBackend(DensePolicy):
     """:class:`grapheme_core.backend.Backend` on JAX (see the module docstring).
 
     Construction turns on ``jax_enable_x64`` for the whole process (a JAX-global flag) so
@@ -457,7 +485,16 @@ class JaxBackend:
 
     # -- kernels ---------------------------------------------------------------------
     def compile(self, plan: ExecutionPlan, dtype: str) -> JaxCompiledPlan:
-        return _compile(plan, dtype, self.kernel, self._programs, self._capacity, self.push_edges)
+        return _compile(
+            plan,
+            dtype,
+            self.kernel,
+            self._programs,
+            self._capacity,
+            self.push_edges,
+            self.dense_layout,
+            self.min_dense_edges,
+        )
 
     def forward(
         self, compiled: JaxCompiledPlan, weight: jax.Array, bias: jax.Array, x: jax.Array
@@ -564,7 +601,7 @@ def _adam(param, grad, m, v, lr, beta1, beta2, eps, c1, c2):
 
 # -- building the kernels --------------------------------------------------------------------
 def _stable_groups(
-    capacity: dict | None, key: tuple, rows, ins, outs, push
+    capacity: dict | None, key: tuple, rows, ins, outs, push, dense
 ) -> list[tuple[int, int]]:
     """:func:`_group_levels`, except that the grouping last used for a graph of the same
     node and level count is kept while its padding stays within twice the usual ratio
@@ -572,7 +609,8 @@ def _stable_groups(
     old = None if capacity is None else capacity.get(("groups", *key))
     if old is not None:
         for first, count in old:
-            if np.any(push[first : first + count] != push[first]):
+            mixed = count > 1 and any(x is not None for x in dense[first : first + count])
+            if mixed or np.any(push[first : first + count] != push[first]):
                 old = None
                 break
             run = _Run()
@@ -581,7 +619,7 @@ def _stable_groups(
             if run.padded() > 2 * _PAD_RATIO * run.actual:
                 old = None
                 break
-    runs = old if old is not None else _group_levels(rows, ins, outs, push)
+    runs = old if old is not None else _group_levels(rows, ins, outs, push, dense)
     if capacity is not None:
         capacity[("groups", *key)] = runs
     return runs
@@ -609,6 +647,8 @@ def _compile(
     programs: dict | None = None,
     capacity: dict | None = None,
     push_edges: int = _PUSH_EDGES,
+    dense_layout: Callable[[ExecutionPlan, int], DenseLayout | None] | None = None,
+    min_dense_edges: int = 1,
 ) -> JaxCompiledPlan:
     n, e = plan.num_nodes, plan.num_edges
     lo_of = plan.level_offsets
@@ -616,7 +656,13 @@ def _compile(
     edge_dst = np.repeat(np.arange(n, dtype=np.int64), np.diff(plan.indptr))
     # small levels push their gradient to their sources in the backward; the edges into
     # the other levels, sorted by source (the transposed CSR), are pulled by their sources
-    push = np.diff(plan.edge_offsets) <= push_edges
+    level_edges = np.diff(plan.edge_offsets)
+    dense: list[DenseLayout | None] = [None] * plan.num_levels
+    if dense_layout is not None:
+        for lv in np.flatnonzero(level_edges >= max(1, min_dense_edges)):
+            dense[lv] = dense_layout(plan, int(lv))
+    # dense levels push too (one transposed matrix product)
+    push = (level_edges <= push_edges) | np.array([d is not None for d in dense], dtype=bool)
     pulled = np.flatnonzero(np.repeat(~push, np.diff(plan.edge_offsets)))
     by_src = pulled[np.argsort(plan.edge_src[pulled], kind="stable")]
     src_ptr = np.zeros(n + 1, dtype=np.int64)
@@ -630,7 +676,9 @@ def _compile(
         sel = by_src[t0:t1]
         rows.append(hi - lo)
         ins.append(
-            _level_table(
+            None
+            if dense[lv] is not None
+            else _level_table(
                 plan.indptr[lo : hi + 1] - e0,
                 plan.edge_src[e0:e1],
                 plan.edge_order[e0:e1],
@@ -647,7 +695,20 @@ def _compile(
     grad_offset = 0
     padded_end = n
     all_codes = tuple(int(c) for c in np.unique(plan.activation))
-    for first, count in _stable_groups(capacity, (n, len(rows)), rows, ins, outs, push):
+    for first, count in _stable_groups(capacity, (n, len(rows)), rows, ins, outs, push, dense):
+        layout = dense[first]
+        if layout is not None:
+            group, weights, arrays, cells = _dense_group(plan, first, layout, all_codes)
+            grad_index[weights] = grad_offset + cells
+            grad_offset += layout.rows * layout.n_cols
+            groups.append(group)
+            per_group.append({k: v[None] for k, v in arrays.items()})
+            shape_out = _Shape.cover(outs[first : first + 1], group.rows)
+            if shape_out is not None:
+                cols, wts, owner, _ = _pack(outs[first : first + 1], shape_out, group.rows, e)
+                per_group[-1].update(out_cols=cols, out_weights=wts, out_owner=owner)
+                groups[-1] = attrs.evolve(group, outgoing=shape_out)
+            continue
         n_rows = _bucket(max(rows[first : first + count]), 5)  # capacity for moved nodes
         place = (n, first, count)  # capacity never shrinks at the same place: no flapping
         if capacity is not None:
@@ -692,13 +753,16 @@ def _compile(
 
     pad = _bucket(padded_end - n, 3)  # rows past N that padded levels may touch
     host = dict(
-        grad_index=grad_index,
         order=plan.order,
         position=plan.position,
-        inputs=plan.input_positions,
-        outputs=plan.output_positions,
         codes=np.concatenate([plan.activation, np.zeros(pad, dtype=plan.activation.dtype)]),
     )
+    # which of these are ranges travels in the index's keys (a static part of the program)
+    if grad_offset != e or _range_start(grad_index) != 0:  # else the flat table is grad_w
+        host["grad_index"] = grad_index
+    for name, where in (("inputs", plan.input_positions), ("outputs", plan.output_positions)):
+        ranged = where.shape[0] > 0 and _range_start(where) is not None
+        host[f"{name}_range" if ranged else name] = where
     sizes = [a.size for a in host.values()] + [a.size for d in per_group for a in d.values()]
     itype = np.int32 if max([n + pad, e + 1, grad_offset, *sizes]) < 2**31 - 1 else np.int64
 
@@ -719,6 +783,47 @@ def _compile(
             programs.pop(next(iter(programs)))
     forward_fn, backward_fn, traces = program
     return JaxCompiledPlan(plan, dtype, index, forward_fn, backward_fn, traces, frozen)
+
+
+def _dense_group(plan: ExecutionPlan, level: int, layout: DenseLayout, codes: tuple[int, ...]):
+    """The group, device arrays and per-edge cells of a dense level."""
+    lo = int(plan.level_offsets[level])
+    edges = plan.level_edges(level)
+    weights = plan.edge_order[edges]  # the level's edges, plan order
+    arrays = {
+        "lo": np.asarray(lo),
+        "count": np.asarray(layout.rows),
+        "cols": np.asarray(layout.col_start) if layout.contiguous else layout.cols,
+    }
+    start = _range_start(weights)
+    if layout.identity and start is not None:  # the matrix is a slice of the weights
+        arrays["weights_at"] = np.asarray(start)
+    else:
+        arrays["weights"] = weights
+    if not layout.identity:
+        arrays["cells"] = layout.cells
+    group = _Group(
+        first=level,
+        count=1,
+        rows=layout.rows,
+        lo=0,
+        masked=False,
+        push=True,
+        codes=codes,
+        incoming=None,
+        outgoing=None,
+        dense=_Dense.of(layout),
+    )
+    return group, weights, arrays, layout.cells
+
+
+def _range_start(index: np.ndarray) -> int | None:
+    """``index[0]`` when ``index`` is ``index[0] + arange(len)`` (then a slice replaces a
+    gather), else ``None``."""
+    if index.shape[0] == 0:
+        return None
+    start = int(index[0])
+    return start if np.array_equal(index, np.arange(start, start + index.shape[0])) else None
 
 
 def _program(frozen: tuple[_Group, ...], n: int, pad: int):
@@ -794,13 +899,15 @@ def _forward(groups, n, pad, ix, weight, bias, x):
     wext = jnp.concatenate([weight, jnp.zeros((1,), dt)])  # index E is the padding weight 0
     base = (bias[ix["order"]] * ix["has_bias"])[:, None]
     h = jnp.broadcast_to(base, (n, x.shape[0]))
-    h = h.at[ix["inputs"]].add(x.T.astype(dt))  # input positions are distinct
+    h = _add_rows(h, ix, "inputs", x.T.astype(dt))
     h = jnp.concatenate([h, jnp.zeros((pad, x.shape[0]), dt)])
     for g, xs in zip(groups, ix["groups"], strict=True):
 
         def step(h, a, lo, g=g):
             old = jax.lax.dynamic_slice_in_dim(h, lo, g.rows)
             z = old
+            if g.dense is not None:
+                z = z + jnp.dot(_dense_matrix(g.dense, a, weight), _dense_columns(g.dense, a, h))
             if g.incoming is not None:
                 owner = a["in_owner"] if g.incoming.split else None
                 z = z + _spmm(h, a["in_cols"], wext[a["in_weights"]], owner, g.rows)
@@ -811,16 +918,63 @@ def _forward(groups, n, pad, ix, weight, bias, x):
             return jax.lax.dynamic_update_slice_in_dim(h, z, lo, axis=0), None
 
         h = _run_group(g, step, h, xs)[0]
-    return h[ix["outputs"]].T, h
+    return _rows(h, ix, "outputs").T, h
+
+
+# The input and output positions travel as ``ix[name]``, or as ``ix[name + "_range"]``
+# when they are consecutive: the key is part of the program's static structure, so the
+# kernels slice such rows instead of gathering or scattering them.
+def _rows(values: jax.Array, ix: dict, name: str) -> jax.Array:
+    """The rows ``ix[name]`` of ``values``."""
+    where = ix.get(f"{name}_range")
+    if where is not None:
+        return jax.lax.dynamic_slice_in_dim(values, where[0], where.shape[0])
+    return values[ix[name]]
+
+
+def _add_rows(values: jax.Array, ix: dict, name: str, rows: jax.Array) -> jax.Array:
+    """``values`` with ``rows`` added at the (distinct) rows ``ix[name]``."""
+    where = ix.get(f"{name}_range")
+    if where is not None:
+        old = jax.lax.dynamic_slice_in_dim(values, where[0], where.shape[0])
+        return jax.lax.dynamic_update_slice_in_dim(values, old + rows, where[0], axis=0)
+    return values.at[ix[name]].add(rows)
+
+
+def _dense_matrix(dense: _Dense, a: dict[str, jax.Array], weight: jax.Array) -> jax.Array:
+    """The level's ``[rows, cols]`` weight matrix (multi-edges summed into their cell)."""
+    if "weights_at" in a:
+        size = dense.rows * dense.cols
+        w = jax.lax.dynamic_slice_in_dim(weight, a["weights_at"], size)
+        return w.reshape(dense.rows, dense.cols)
+    w = weight[a["weights"]]
+    if not dense.identity:
+        w = jnp.zeros((dense.rows * dense.cols,), w.dtype).at[a["cells"]].add(w)
+    return w.reshape(dense.rows, dense.cols)
+
+
+def _dense_columns(dense: _Dense, a: dict[str, jax.Array], values: jax.Array) -> jax.Array:
+    """The ``[cols, B]`` rows of ``values`` the dense level reads."""
+    if dense.contiguous:
+        return jax.lax.dynamic_slice_in_dim(values, a["cols"], dense.cols)
+    return values[a["cols"]]
+
+
+def _dense_push(dense: _Dense, a, values: jax.Array, update: jax.Array) -> jax.Array:
+    """``values`` with ``update`` ``[cols, B]`` added to the rows the dense level reads."""
+    if dense.contiguous:
+        old = jax.lax.dynamic_slice_in_dim(values, a["cols"], dense.cols)
+        return jax.lax.dynamic_update_slice_in_dim(values, old + update, a["cols"], axis=0)
+    return values.at[a["cols"]].add(update)
 
 
 def _backward(groups, n, ix, weight, h, grad_out):
     d, grads = _reverse_sweep(groups, ix, weight, h, grad_out, weight_grads=True)
     dt = weight.dtype
     flat = jnp.concatenate(grads) if grads else jnp.zeros((0,), dt)
-    grad_w = flat[ix["grad_index"]]
+    grad_w = flat[ix["grad_index"]] if "grad_index" in ix else flat
     grad_b = (d[:n].sum(axis=1) * ix["has_bias"])[ix["position"]]
-    grad_x = d[ix["inputs"]].T
+    grad_x = _rows(d, ix, "inputs").T
     return grad_w, grad_b, grad_x
 
 
@@ -830,7 +984,7 @@ def _reverse_sweep(groups, ix, weight, h, grad_out, *, weight_grads: bool):
     dt = weight.dtype
     wext = jnp.concatenate([weight, jnp.zeros((1,), dt)])
     # d: external dL/dh for rows not processed yet, final dL/dz for rows already processed
-    d = jnp.zeros(h.shape, dt).at[ix["outputs"]].set(grad_out.T.astype(dt))
+    d = _add_rows(jnp.zeros(h.shape, dt), ix, "outputs", grad_out.T.astype(dt))
     grads = []
     for g, xs in zip(reversed(groups), reversed(ix["groups"]), strict=True):
 
@@ -848,6 +1002,14 @@ def _reverse_sweep(groups, ix, weight, h, grad_out, *, weight_grads: bool):
             if g.masked:  # rows past the level belong to later, finished levels
                 grad = jnp.where((jnp.arange(g.rows) < a["count"])[:, None], grad, old)
             d = jax.lax.dynamic_update_slice_in_dim(d, grad, lo, axis=0)
+            if g.dense is not None:  # G[cols] += W^T delta; dW = delta H[cols]^T
+                grad = jax.lax.dynamic_slice_in_dim(d, lo, g.rows)
+                matrix = _dense_matrix(g.dense, a, weight)
+                d = _dense_push(g.dense, a, d, jnp.dot(matrix.T, grad))
+                if not weight_grads:
+                    return d, None
+                grad = jax.lax.dynamic_slice_in_dim(d, lo, g.rows)
+                return d, jnp.dot(grad, _dense_columns(g.dense, a, h).T).reshape(-1)
             if g.incoming is None:
                 return d, None
             # read dL/dz back from the updated ``d``: were ``grad`` used, XLA would fuse
