@@ -885,8 +885,16 @@ def _sddmm(g: jax.Array, h: jax.Array, cols: jax.Array, owner) -> jax.Array:
     return jax.lax.scan(slot, None, cols, unroll=unroll)[1].reshape(-1)
 
 
-def _run_group(g: _Group, step, carry, xs: dict[str, jax.Array], reverse: bool = False):
-    """Apply ``step(carry, level_arrays, lo) -> (carry, out)`` to each level of the group."""
+def _run_group(
+    g: _Group, step, carry, xs: dict[str, jax.Array], wext: jax.Array, reverse: bool = False
+):
+    """Apply ``step(carry, level_arrays, lo) -> (carry, out)`` to each level of the group.
+    The tables' weights are gathered for all levels at once first (``in_w``, ``out_w``:
+    one gather per group, not one per level)."""
+    xs = dict(xs)
+    for side in ("in", "out"):
+        if f"{side}_weights" in xs:
+            xs[f"{side}_w"] = wext[xs.pop(f"{side}_weights")]
     if g.count == 1:
         one = {k: v[0] for k, v in xs.items()}
         carry, out = step(carry, one, one["lo"])
@@ -910,14 +918,14 @@ def _forward(groups, n, pad, ix, weight, bias, x):
                 z = z + jnp.dot(_dense_matrix(g.dense, a, weight), _dense_columns(g.dense, a, h))
             if g.incoming is not None:
                 owner = a["in_owner"] if g.incoming.split else None
-                z = z + _spmm(h, a["in_cols"], wext[a["in_weights"]], owner, g.rows)
+                z = z + _spmm(h, a["in_cols"], a["in_w"], owner, g.rows)
             code_of_row = jax.lax.dynamic_slice_in_dim(ix["codes"], lo, g.rows)
             z = _apply_activations(g.codes, code_of_row, z)
             if g.masked:  # rows past the level belong to later levels: keep them
                 z = jnp.where((jnp.arange(g.rows) < a["count"])[:, None], z, old)
             return jax.lax.dynamic_update_slice_in_dim(h, z, lo, axis=0), None
 
-        h = _run_group(g, step, h, xs)[0]
+        h = _run_group(g, step, h, xs, wext)[0]
     return _rows(h, ix, "outputs").T, h
 
 
@@ -995,7 +1003,7 @@ def _reverse_sweep(groups, ix, weight, h, grad_out, *, weight_grads: bool):
             grad = old
             if g.outgoing is not None:
                 owner = a["out_owner"] if g.outgoing.split else None
-                grad = grad + _spmm(d, a["out_cols"], wext[a["out_weights"]], owner, g.rows)
+                grad = grad + _spmm(d, a["out_cols"], a["out_w"], owner, g.rows)
             code_of_row = jax.lax.dynamic_slice_in_dim(ix["codes"], lo, g.rows)
             h_level = jax.lax.dynamic_slice_in_dim(h, lo, g.rows)
             grad = _times_activation_grad(g.codes, code_of_row, h_level, grad)
@@ -1018,7 +1026,7 @@ def _reverse_sweep(groups, ix, weight, h, grad_out, *, weight_grads: bool):
             owner = a["in_owner"] if g.incoming.split else None
             if g.push:  # scatter dL/dz to the sources (earlier rows, not final yet)
                 per_slot = grad if owner is None else grad[owner]
-                w_in = wext[a["in_weights"]]
+                w_in = a["in_w"]
                 d = d.at[a["in_cols"]].add(w_in[:, :, None] * per_slot[None])
                 # the level's rows again, from the new ``d`` (same values: sources are
                 # earlier rows), so that the scatter can update ``d`` in place
@@ -1027,7 +1035,7 @@ def _reverse_sweep(groups, ix, weight, h, grad_out, *, weight_grads: bool):
                 return d, None
             return d, _sddmm(grad, h, a["in_cols"], owner)
 
-        d, out = _run_group(g, step, d, xs, reverse=True)
+        d, out = _run_group(g, step, d, xs, wext, reverse=True)
         if out is not None:
             grads.append(out.reshape(-1))
     grads.reverse()
