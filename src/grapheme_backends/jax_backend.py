@@ -80,6 +80,7 @@ import numpy as np
 
 from grapheme_core.backend import API_VERSION
 from grapheme_core.dense import DenseLayout, DensePolicy
+from grapheme_core.graph_algorithms import stable_argsort
 from grapheme_core.plan import ExecutionPlan
 from grapheme_core.types import LEAKY_SLOPE, Activation
 
@@ -663,10 +664,15 @@ def _compile(
             dense[lv] = dense_layout(plan, int(lv))
     # dense levels push too (one transposed matrix product)
     push = (level_edges <= push_edges) | np.array([d is not None for d in dense], dtype=bool)
-    pulled = np.flatnonzero(np.repeat(~push, np.diff(plan.edge_offsets)))
-    by_src = pulled[np.argsort(plan.edge_src[pulled], kind="stable")]
+    if push.any():
+        pulled = np.flatnonzero(np.repeat(~push, level_edges))
+        pulled_src = plan.edge_src[pulled]
+        by_src = pulled[stable_argsort(pulled_src, n)]
+    else:
+        pulled_src = plan.edge_src
+        by_src = stable_argsort(pulled_src, n)
     src_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(plan.edge_src[pulled], minlength=n), out=src_ptr[1:])
+    np.cumsum(np.bincount(pulled_src, minlength=n), out=src_ptr[1:])
 
     rows, ins, outs = [], [], []
     for lv in range(plan.num_levels):
