@@ -58,7 +58,9 @@ similar shape and one backward mode are padded to one shape and run by a single
 before its scan), so trace and compile time grow with the number of distinct level
 shapes, not with depth: the bench's deep graphs of 513 to 10,001 levels are each one or
 two scans, and their first training step (host tables, trace, XLA compile of forward,
-backward and the optimizer kernels) takes 1.5-2.1 s on the loaded 2-core machine.
+backward and the optimizer kernels) took 1.5-3.0 s on a shared 2-core machine at load
+average 5-7 (``grapheme-train bench --backend jax --regime deep``; 2.5-2.9 s before this
+layout, at load 1.3).
 Input and output rows, and the weight-gradient table, are sliced instead of gathered
 when they are ranges (which key of the index holds them is part of the static
 structure).
@@ -86,7 +88,11 @@ jax-segment   43.5 (35.2) ms  108 (96.5) ms   tables 0.4-0.5 s; XLA forward
 numpy (ref.)  24.5 (20.7) ms  41.4 (39.7) ms  none
 ============  ==============  ==============  ==============================
 
-Backward above is the kernel alone (weight, bias and input gradients). An earlier
+Backward above is the kernel alone (weight, bias and input gradients). The regimes of
+``grapheme-train bench --regime`` (deep, dense, edit loop) are measured in
+``docs/performance.md`` (section "The jax backend in these regimes"): for instance the
+512-level graph's training step at 2.2x the 8-level one's (was 4.4x), and the dense model
+at 0.40-0.61x of the step time before dense blocks, in one process. An earlier
 version of this backend measured the ``jax.vjp`` backward at 408 ms against 155 ms for
 the hand-written one (compile 7.8 s against 3.0 s), which is why only the latter ships.
 Tiny graphs pay JAX's per-call dispatch (about 50 us per kernel call here), so the NumPy
