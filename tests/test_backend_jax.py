@@ -371,6 +371,39 @@ def test_edits_then_forward_equals_fresh_build(kernel):
     assert_matches(dag, Oracle(dag), x, g)
 
 
+def test_backward_mode_of_a_level_is_kept_across_edits_near_the_threshold():
+    """A level just over ``push_edges`` after an edit keeps pushing (no new program for a
+    mode flip), a fresh backend pulls it; both are exact."""
+
+    def build(backend, extra: int):
+        rng = np.random.default_rng(8)
+        dag = DagNN(backend=backend, dtype="float64", seed=8)
+        inp = dag.add_nodes(8, NodeKind.INPUT)
+        hid = dag.add_nodes(4, NodeKind.HIDDEN, "tanh")
+        out = dag.add_nodes(3, NodeKind.OUTPUT, "sigmoid")
+        src = [*rng.choice(inp, 20), *rng.choice(hid, 12)]
+        dst = [*np.repeat(hid, 5), *np.repeat(out, 4)]
+        dag.add_edges(src, dst, weights=rng.uniform(-1, 1, 32))
+        if extra:
+            dag.add_edges(inp[:extra], hid[:extra], weights=[0.3, -0.2, 0.5][:extra])
+        return dag
+
+    backend = JaxBackend()
+    backend.push_edges = 20  # the hidden level has 20 incoming edges: it pushes
+    dag = build(backend, 0)
+    x, g = batch(dag, 3), probe(dag, 3)
+    assert dag._compiled_plan().levels[1].push
+    dag.forward(x)
+    dag.add_edges(dag.input_nodes[:3], dag.hidden_nodes[:3], weights=[0.3, -0.2, 0.5])
+    assert dag._compiled_plan().levels[1].push  # 23 edges: kept
+    assert_matches(dag, Oracle(dag), x, g)
+    fresh = JaxBackend()
+    fresh.push_edges = 20
+    other = build(fresh, 3)
+    assert not other._compiled_plan().levels[1].push  # 23 > 20: pulled
+    assert_matches(other, Oracle(other), x, g)
+
+
 # -- optimizers and embeddings ---------------------------------------------------------------
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -41,7 +41,9 @@ gather-multiply, then the batch sum as a GEMV); bias gradients are row sums of
   padded tables built from the source-sorted (transposed) edges: no scatter, which XLA
   runs serially (on the 1M-edge graph pushing measured 2.4x slower than pulling).
 
-An edge is handled by the mode of its destination level, so the two mix freely. As in
+An edge is handled by the mode of its destination level, so the two mix freely. A level
+keeps its mode across edits while its edge count stays within a factor of two of
+``push_edges``, so that edits near the threshold do not flip it and recompile. As in
 the reference, it is the gradient of the forward pass that made the cache (the cache
 keeps that pass's weights).
 
@@ -663,6 +665,24 @@ def _stable_groups(
     return runs
 
 
+def _stable_modes(
+    capacity: dict | None, key: tuple, level_edges: np.ndarray, limit: int
+) -> np.ndarray:
+    """Which levels push their backward: those with at most ``limit`` incoming edges,
+    except that a level keeps the mode it had in the last plan of the same node and level
+    count while its edge count stays within a factor of two of ``limit`` (both modes are
+    exact; flipping back and forth would only compile new programs)."""
+    push = level_edges <= limit
+    if capacity is None:
+        return push
+    old = capacity.get(("push", *key))
+    if old is not None:
+        near = (level_edges > limit // 2) & (level_edges <= 2 * limit)
+        push = np.where(near, old, push)
+    capacity[("push", *key)] = push
+    return push
+
+
 def _grown(capacity: dict | None, key: tuple, shape: _Shape | None) -> _Shape | None:
     """``shape``, enlarged to the largest shape seen at ``key`` when that one holds it
     (same split mode); remembers the result. Capacity grows geometrically (the sizes are
@@ -699,8 +719,9 @@ def _compile(
     if dense_layout is not None:
         for lv in np.flatnonzero(level_edges >= max(1, min_dense_edges)):
             dense[lv] = dense_layout(plan, int(lv))
+    push = _stable_modes(capacity, (n, plan.num_levels), level_edges, push_edges)
     # dense levels push too (one transposed matrix product)
-    push = (level_edges <= push_edges) | np.array([d is not None for d in dense], dtype=bool)
+    push |= np.array([d is not None for d in dense], dtype=bool)
     if push.any():
         pulled = np.flatnonzero(np.repeat(~push, level_edges))
         pulled_src = plan.edge_src[pulled]
