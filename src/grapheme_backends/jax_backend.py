@@ -378,7 +378,9 @@ class _Run:
 
 def _group_levels(rows, ins, outs, push, dense) -> list[tuple[int, int]]:
     """Greedy runs ``(first, count)`` of levels of one backward mode (``push``) whose
-    padding stays within ``_PAD_RATIO``; a dense level is a run of its own."""
+    padding stays within ``_PAD_RATIO``; a dense level is a run of its own, and so is the
+    first level (the inputs: no incoming edges, often far wider than the levels above,
+    whose tables would all be padded to its rows)."""
     runs: list[tuple[int, int]] = []
     first, run = 0, _Run()
     for lv in range(len(rows)):
@@ -387,6 +389,7 @@ def _group_levels(rows, ins, outs, push, dense) -> list[tuple[int, int]]:
             push[lv] != push[first]
             or dense[lv] is not None
             or dense[first] is not None
+            or lv == 1
             or longer.padded() > _PAD_RATIO * longer.actual
         ):
             runs.append((first, run.count))
@@ -649,7 +652,9 @@ def _stable_groups(
     old = None if capacity is None else capacity.get(("groups", *key))
     if old is not None:
         for first, count in old:
-            mixed = count > 1 and any(x is not None for x in dense[first : first + count])
+            mixed = count > 1 and (
+                first == 0 or any(x is not None for x in dense[first : first + count])
+            )
             if mixed or np.any(push[first : first + count] != push[first]):
                 old = None
                 break
