@@ -94,7 +94,8 @@ Backward above is the kernel alone (weight, bias and input gradients). The regim
 ``grapheme-train bench --regime`` (deep, dense, edit loop) are measured in
 ``docs/performance.md`` (section "The jax backend in these regimes"): for instance the
 512-level graph's training step at 2.2x the 8-level one's (was 4.4x), and the dense model
-at 0.40-0.61x of the step time before dense blocks, in one process. An earlier
+at 0.40-0.61x of the step time of the version before dense blocks and the push
+backward (both run in one process). An earlier
 version of this backend measured the ``jax.vjp`` backward at 408 ms against 155 ms for
 the hand-written one (compile 7.8 s against 3.0 s), which is why only the latter ships.
 Tiny graphs pay JAX's per-call dispatch (about 50 us per kernel call here), so the NumPy
