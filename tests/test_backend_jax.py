@@ -2,7 +2,10 @@
 
 Every numeric check is made against the float64 node-by-node oracle and against the NumPy
 reference backend, for both kernel choices (``auto``: padded tables, the default, and
-``segment``: one edge per row + ``segment_sum``).
+``segment``: one edge per row + ``segment_sum``). The small graphs here push their
+backward through the incoming edges (the default for small levels); the ``segment``
+backends pull it through the transposed edges instead (``push_edges = -1``), so both
+backward forms are checked.
 """
 
 from __future__ import annotations
@@ -40,6 +43,14 @@ NP_DTYPE = {"float32": np.float32, "float64": np.float64}
 @pytest.fixture(params=KERNELS)
 def kernel(request) -> str:
     return request.param
+
+
+def jax_backend(kernel: str = "auto") -> JaxBackend:
+    """A jax backend; ``segment`` ones also pull every level's backward (no push)."""
+    backend = JaxBackend(kernel)
+    if kernel == "segment":
+        backend.push_edges = -1
+    return backend
 
 
 def random_dag(
@@ -182,7 +193,7 @@ def test_conversions():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_random_dag_matches_oracle_and_numpy(kernel, dtype, seed):
-    dag = random_dag(JaxBackend(kernel), dtype, seed)
+    dag = random_dag(jax_backend(kernel), dtype, seed)
     x, g = batch(dag), probe(dag)
     assert_matches(dag, Oracle(dag), x, g)
     assert_matches(dag, random_dag(NumpyBackend(), dtype, seed), x, g)
@@ -232,7 +243,7 @@ def _chain_with_branches(backend, dtype="float64", depth=40) -> DagNN:
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_deep_graph_runs_grouped_levels(kernel, dtype):
-    dag = _chain_with_branches(JaxBackend(kernel), dtype)
+    dag = _chain_with_branches(jax_backend(kernel), dtype)
     compiled = dag._compiled_plan()
     assert isinstance(compiled, JaxCompiledPlan)
     assert any(g.count > 1 and g.masked for g in compiled.groups)
@@ -242,9 +253,10 @@ def test_deep_graph_runs_grouped_levels(kernel, dtype):
     assert_matches(dag, _chain_with_branches(NumpyBackend(), dtype), x, g)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_wide_fan_in_and_fan_out_split_rows(dtype):
-    """One node with 300 inputs next to nodes with 1-2: the padded tables split long rows."""
+@pytest.mark.parametrize(("dtype", "push_edges"), [("float32", None), ("float64", -1)])
+def test_wide_fan_in_and_fan_out_split_rows(dtype, push_edges):
+    """One node with 300 inputs next to nodes with 1-2: the padded tables split long rows
+    (pushed backward: the incoming table; pulled: the transposed one too)."""
     rng = np.random.default_rng(5)
 
     def build(backend):
@@ -259,10 +271,14 @@ def test_wide_fan_in_and_fan_out_split_rows(dtype):
         dag.add_edges(src, dst, weights=np.random.default_rng(5).uniform(-0.3, 0.3, len(src)))
         return dag
 
-    dag = build(JaxBackend())
+    backend = JaxBackend()
+    if push_edges is not None:
+        backend.push_edges = push_edges
+    dag = build(backend)
     compiled = dag._compiled_plan()
     assert any(g.incoming is not None and g.incoming.split for g in compiled.groups)
-    assert any(g.outgoing is not None and g.outgoing.split for g in compiled.groups)
+    pulled = [g for g in compiled.groups if not g.push]
+    assert any(g.outgoing is not None and g.outgoing.split for g in pulled) == (push_edges == -1)
     x = rng.uniform(-1, 1, size=(3, 300)).astype(NP_DTYPE[dtype]).astype(np.float64)
     g = probe(dag, 3)
     assert_matches(dag, Oracle(dag), x, g)
@@ -342,7 +358,7 @@ def test_compiled_once_per_structure_version_and_retraced_at_most_once_after_edi
 
 
 def test_edits_then_forward_equals_fresh_build(kernel):
-    dag = random_dag(JaxBackend(kernel), "float64", seed=4)
+    dag = random_dag(jax_backend(kernel), "float64", seed=4)
     x, g = batch(dag), probe(dag)
     dag.forward(x)
     eids, _, _ = dag.edges()
@@ -353,6 +369,39 @@ def test_edits_then_forward_equals_fresh_build(kernel):
     fresh = DagNN.from_state(*dag.state(), backend="numpy")
     assert_matches(dag, fresh, x, g)
     assert_matches(dag, Oracle(dag), x, g)
+
+
+def test_backward_mode_of_a_level_is_kept_across_edits_near_the_threshold():
+    """A level just over ``push_edges`` after an edit keeps pushing (no new program for a
+    mode flip), a fresh backend pulls it; both are exact."""
+
+    def build(backend, extra: int):
+        rng = np.random.default_rng(8)
+        dag = DagNN(backend=backend, dtype="float64", seed=8)
+        inp = dag.add_nodes(8, NodeKind.INPUT)
+        hid = dag.add_nodes(4, NodeKind.HIDDEN, "tanh")
+        out = dag.add_nodes(3, NodeKind.OUTPUT, "sigmoid")
+        src = [*rng.choice(inp, 20), *rng.choice(hid, 12)]
+        dst = [*np.repeat(hid, 5), *np.repeat(out, 4)]
+        dag.add_edges(src, dst, weights=rng.uniform(-1, 1, 32))
+        if extra:
+            dag.add_edges(inp[:extra], hid[:extra], weights=[0.3, -0.2, 0.5][:extra])
+        return dag
+
+    backend = JaxBackend()
+    backend.push_edges = 20  # the hidden level has 20 incoming edges: it pushes
+    dag = build(backend, 0)
+    x, g = batch(dag, 3), probe(dag, 3)
+    assert dag._compiled_plan().levels[1].push
+    dag.forward(x)
+    dag.add_edges(dag.input_nodes[:3], dag.hidden_nodes[:3], weights=[0.3, -0.2, 0.5])
+    assert dag._compiled_plan().levels[1].push  # 23 edges: kept
+    assert_matches(dag, Oracle(dag), x, g)
+    fresh = JaxBackend()
+    fresh.push_edges = 20
+    other = build(fresh, 3)
+    assert not other._compiled_plan().levels[1].push  # 23 > 20: pulled
+    assert_matches(other, Oracle(other), x, g)
 
 
 # -- optimizers and embeddings ---------------------------------------------------------------

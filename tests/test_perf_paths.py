@@ -1,5 +1,5 @@
 """The performance paths of issue 13 compute what the oracle computes: dense blocks
-(numpy and torch), runs of small levels (deep graphs), and the jax backend's reuse of
+(numpy, torch and jax), runs of small levels (deep graphs), and the jax backend's reuse of
 compiled programs across edits within capacity and across batch sizes of one bucket."""
 
 from __future__ import annotations
@@ -41,14 +41,26 @@ def _torch_backend():
     return TorchBackend()
 
 
+def _jax_backend():
+    pytest.importorskip("jax")
+    from grapheme_backends.jax_backend import JaxBackend
+
+    return JaxBackend()
+
+
 def _backend(name: str, dense: bool):
-    backend = NumpyBackend() if name == "numpy" else _torch_backend()
+    makers = {"numpy": NumpyBackend, "torch": _torch_backend, "jax": _jax_backend}
+    backend = makers[name]()
     backend.min_dense_edges = 1
     backend.dense_threshold = 0.0 if dense else 2.0  # everything dense / nothing dense
     return backend
 
 
-@pytest.mark.parametrize("name", ["numpy", "torch"])
+#: jax compiles XLA programs: slow
+DENSE_BACKENDS = ["numpy", "torch", pytest.param("jax", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("name", DENSE_BACKENDS)
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_dense_blocks_match_the_oracle_and_the_sparse_path(name, shuffled):
     rng = np.random.default_rng(3)
@@ -74,7 +86,7 @@ def test_dense_blocks_match_the_oracle_and_the_sparse_path(name, shuffled):
     np.testing.assert_allclose(gx, gx_s, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["numpy", "torch"])
+@pytest.mark.parametrize("name", DENSE_BACKENDS)
 def test_dense_backward_uses_the_forward_weights_after_a_step(name):
     """The dense W_l of the forward is what backward differentiates, even after an
     optimizer step moved the weights (torch views the weight vector: steps are out of

@@ -14,26 +14,58 @@ temporary); rows with more than ``width`` edges are split into virtual rows that
 ``segment_sum`` over every edge, which materialises the level's ``E_l x B`` product
 because XLA does not fuse a gather into a scatter.
 
+**Dense blocks.** :class:`JaxBackend` is a :class:`grapheme_core.dense.DensePolicy`: a
+level dense enough by :meth:`~grapheme_core.dense.DensePolicy.dense_layout` (a fully
+connected layer, say) runs as ``H[l] += W_l @ H[cols]`` with ``jnp.dot``, its backward as
+``G[cols] += W_l^T @ delta`` and ``dW_l = delta @ H[cols]^T``; ``W_l`` is a slice of the
+weight vector when the layer's edges were added row by row (else a scatter of its
+weights into the cells, multi-edges summed), ``H[cols]`` a slice when the sources are one
+range. Tune it as on the other backends (``backend.dense_threshold = 2.0`` turns it off).
+
 **Backward** (hand-written; ``jax.vjp`` of the forward measured 2.6x slower with 2.6x
-the compile time, see below): reverse over levels in *pull* form, with no scatter. A
-level's ``dL/dh`` is its external gradient plus its out-edges gathering the (already
-final) ``dL/dz`` of later levels, through the same padded tables built from the
-source-sorted (transposed) edges; ``dL/dz = dL/dh * act'`` from the outputs; weight
-gradients ``dW_e = sum_b dL/dz[dst_e] * H[src_e]`` per slot (a fused gather-multiply,
-then the batch sum as a GEMV); bias gradients are row sums of ``dL/dz`` (zero for
-inputs); input gradients are ``dL/dz`` of the input nodes. As in the reference, it is the
-gradient of the forward pass that made the cache (the cache keeps that pass's weights).
+the compile time, see below): reverse over levels; ``dL/dz = dL/dh * act'`` from the
+outputs; weight gradients ``dW_e = sum_b dL/dz[dst_e] * H[src_e]`` per slot (a fused
+gather-multiply, then the batch sum as a GEMV); bias gradients are row sums of
+``dL/dz`` (zero for inputs); input gradients are ``dL/dz`` of the input nodes. How
+``dL/dz`` of a level reaches its sources depends on the level's size:
+
+* *push* (levels with at most ``push_edges`` = 3072 incoming edges, and dense levels):
+  right after its ``dL/dz`` is final, the level scatter-adds ``w * dL/dz`` into its
+  sources' rows through its own incoming table (or one transposed GEMM). Per level this
+  is a handful of small XLA operations and no transposed table at all, which is what a
+  deep graph of small levels needs: its backward was 2x faster than in pull form and its
+  compile 2-3x faster (one table per level instead of two, no heavy-tailed fan-out
+  tables to pad).
+* *pull* (larger levels): a level's ``dL/dh`` is its external gradient plus its
+  out-edges gathering the (already final) ``dL/dz`` of the later pull levels, through
+  padded tables built from the source-sorted (transposed) edges: no scatter, which XLA
+  runs serially (on the 1M-edge graph pushing measured 2.4x slower than pulling).
+
+An edge is handled by the mode of its destination level, so the two mix freely. A level
+keeps its mode across edits while its edge count stays within a factor of two of
+``push_edges``, so that edits near the threshold do not flip it and recompile. As in
+the reference, it is the gradient of the forward pass that made the cache (the cache
+keeps that pass's weights).
 
 **Compilation.** :meth:`JaxBackend.compile` builds the tables on the host (vectorised
 NumPy, a loop over levels only) and returns a :class:`JaxCompiledPlan` holding one
 ``jax.jit`` forward and one backward function closed over the plan's static structure;
 the index arrays travel as arguments (device arrays, int32), not HLO constants. XLA
 compiles on the first call per batch size and dtype; ``JaxCompiledPlan.traces`` counts
-the traces. Parameter updates never retrace; a structural edit makes a new plan and so a
-new compiled object. Consecutive levels of similar shape are padded to one shape and run
-by a single ``lax.scan`` (rows past a level are masked), so trace and compile time grow
-with the number of distinct level shapes, not with depth: a 5,000-level chain compiles
-in under a second.
+the traces. Parameter updates never retrace; a structural edit makes a new plan, whose
+programs are reused when its static structure (group shapes, which grow geometrically
+and never shrink, node count, padding) equals an earlier plan's. Consecutive levels of
+similar shape and one backward mode are padded to one shape and run by a single
+``lax.scan`` (rows past a level are masked; each group's table weights are gathered once
+before its scan), so trace and compile time grow with the number of distinct level
+shapes, not with depth: the bench's deep graphs of 513 to 10,001 levels are each one or
+two scans, and their first training step (host tables, trace, XLA compile of forward,
+backward and the optimizer kernels) took 1.5-3.0 s on a shared 2-core machine at load
+average 5-7 (``grapheme-train bench --backend jax --regime deep``; 2.5-2.9 s before this
+layout, at load 1.3).
+Input and output rows, and the weight-gradient table, are sliced instead of gathered
+when they are ranges (which key of the index holds them is part of the static
+structure).
 
 **float64.** Constructing a :class:`JaxBackend` calls
 ``jax.config.update("jax_enable_x64", True)``, which is process-wide (it affects all JAX
@@ -58,7 +90,12 @@ jax-segment   43.5 (35.2) ms  108 (96.5) ms   tables 0.4-0.5 s; XLA forward
 numpy (ref.)  24.5 (20.7) ms  41.4 (39.7) ms  none
 ============  ==============  ==============  ==============================
 
-Backward above is the kernel alone (weight, bias and input gradients). An earlier
+Backward above is the kernel alone (weight, bias and input gradients). The regimes of
+``grapheme-train bench --regime`` (deep, dense, edit loop) are measured in
+``docs/performance.md`` (section "The jax backend in these regimes"): for instance the
+512-level graph's training step at 2.2x the 8-level one's (was 4.4x), and the dense model
+at 0.40-0.61x of the step time of the version before dense blocks and the push
+backward (both run in one process). An earlier
 version of this backend measured the ``jax.vjp`` backward at 408 ms against 155 ms for
 the hand-written one (compile 7.8 s against 3.0 s), which is why only the latter ships.
 Tiny graphs pay JAX's per-call dispatch (about 50 us per kernel call here), so the NumPy
@@ -79,6 +116,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from grapheme_core.backend import API_VERSION
+from grapheme_core.dense import DenseLayout, DensePolicy
+from grapheme_core.graph_algorithms import stable_argsort
 from grapheme_core.plan import ExecutionPlan
 from grapheme_core.types import LEAKY_SLOPE, Activation
 
@@ -97,6 +136,10 @@ _LEVEL_COST = 2048  # the fixed cost of one level
 _PAD_RATIO = 1.5  # a level group may do at most this much more work than its levels
 #: tables with at most this many gathered elements (slots x batch) skip the per-slot loop
 _SMALL = 1 << 14
+#: levels with at most this many incoming edges push their gradient to their sources in
+#: the backward (a scatter-add through the incoming table); larger levels are pulled by
+#: their sources (a gather through the transposed table, no scatter)
+_PUSH_EDGES = 3072
 
 
 #: arrays up to this many elements are concatenated on the host (no per-shape compile)
@@ -271,6 +314,21 @@ class _Shape:
 
 
 @attrs.frozen
+class _Dense:
+    """The static shape of a level run as a dense ``[rows, cols]`` matrix product (see
+    :mod:`grapheme_core.dense`): the cells and columns travel as data."""
+
+    rows: int
+    cols: int
+    contiguous: bool  # the columns are one range of positions: a slice, not a gather
+    identity: bool  # the level's plan-ordered weights are the matrix, row-major
+
+    @staticmethod
+    def of(layout: DenseLayout) -> _Dense:
+        return _Dense(layout.rows, layout.n_cols, layout.contiguous, layout.identity)
+
+
+@attrs.frozen
 class _Group:
     """Consecutive levels run by one ``lax.scan`` (or inline when ``count == 1``), every
     level padded to ``rows`` node rows and to the group's table shapes."""
@@ -280,9 +338,11 @@ class _Group:
     rows: int
     lo: int  # unused (0): level offsets travel as data, so edits keep the program
     masked: bool  # some level has fewer than ``rows`` nodes
+    push: bool  # the backward scatters dL/dz through ``incoming`` (else sources pull it)
     codes: tuple[int, ...]  # activation codes present
     incoming: _Shape | None  # rows: the level's nodes; columns: source positions
     outgoing: _Shape | None  # rows: the level's nodes; columns: destination positions
+    dense: _Dense | None = None  # a single level whose incoming edges are a dense matrix
 
 
 class _Run:
@@ -317,13 +377,22 @@ class _Run:
         return cost * self.count
 
 
-def _group_levels(rows, ins, outs) -> list[tuple[int, int]]:
-    """Greedy runs ``(first, count)`` of levels whose padding stays within ``_PAD_RATIO``."""
+def _group_levels(rows, ins, outs, push, dense) -> list[tuple[int, int]]:
+    """Greedy runs ``(first, count)`` of levels of one backward mode (``push``) whose
+    padding stays within ``_PAD_RATIO``; a dense level is a run of its own, and so is the
+    first level (the inputs: no incoming edges, often far wider than the levels above,
+    whose tables would all be padded to its rows)."""
     runs: list[tuple[int, int]] = []
     first, run = 0, _Run()
     for lv in range(len(rows)):
         longer = run.extended(rows[lv], (ins[lv], outs[lv]))
-        if run.count and longer.padded() > _PAD_RATIO * longer.actual:
+        if run.count and (
+            push[lv] != push[first]
+            or dense[lv] is not None
+            or dense[first] is not None
+            or lv == 1
+            or longer.padded() > _PAD_RATIO * longer.actual
+        ):
             runs.append((first, run.count))
             first, longer = lv, _Run().extended(rows[lv], (ins[lv], outs[lv]))
         run = longer
@@ -372,6 +441,12 @@ class JaxCompiledPlan:
     traces: dict[str, int]
     groups: tuple[_Group, ...]
 
+    @property
+    def levels(self) -> tuple[_Group, ...]:
+        """The group that runs each level of the plan, in level order (``.dense`` says
+        whether it is a dense matrix product)."""
+        return tuple(g for g in self.groups for _ in range(g.count))
+
 
 @attrs.frozen(eq=False)
 class JaxForwardCache:
@@ -379,7 +454,7 @@ class JaxForwardCache:
     weight: jax.Array  # the weights of the forward pass that made ``h``
 
 
-class JaxBackend:
+class JaxBackend(DensePolicy):
     """:class:`grapheme_core.backend.Backend` on JAX (see the module docstring).
 
     Construction turns on ``jax_enable_x64`` for the whole process (a JAX-global flag) so
@@ -387,11 +462,18 @@ class JaxBackend:
     explicit dtype, so float32 models stay float32.
 
     ``kernel="auto"`` picks padded tables per level; ``"segment"`` forces the plain
-    one-edge-per-row gather + ``segment_sum`` (slower; kept for comparison).
+    one-edge-per-row gather + ``segment_sum`` (slower; kept for comparison). Per
+    instance, ``push_edges`` sets which levels push their backward (see the module
+    docstring) and the :class:`~grapheme_core.dense.DensePolicy` attributes which
+    levels run as dense matrix products.
     """
 
     name = "jax"
     api_version = API_VERSION
+    #: levels with at most this many incoming edges push their gradient to their sources
+    #: in the backward (a scatter-add); larger ones are pulled (a gather through the
+    #: transposed edges). Tune per instance: ``-1`` pulls everywhere.
+    push_edges: int = _PUSH_EDGES
 
     def __init__(self, kernel: str = "auto") -> None:
         if kernel not in _KERNELS:
@@ -447,7 +529,16 @@ class JaxBackend:
 
     # -- kernels ---------------------------------------------------------------------
     def compile(self, plan: ExecutionPlan, dtype: str) -> JaxCompiledPlan:
-        return _compile(plan, dtype, self.kernel, self._programs, self._capacity)
+        return _compile(
+            plan,
+            dtype,
+            self.kernel,
+            self._programs,
+            self._capacity,
+            self.push_edges,
+            self.dense_layout,
+            self.min_dense_edges,
+        )
 
     def forward(
         self, compiled: JaxCompiledPlan, weight: jax.Array, bias: jax.Array, x: jax.Array
@@ -553,23 +644,49 @@ def _adam(param, grad, m, v, lr, beta1, beta2, eps, c1, c2):
 
 
 # -- building the kernels --------------------------------------------------------------------
-def _stable_groups(capacity: dict | None, key: tuple, rows, ins, outs) -> list[tuple[int, int]]:
+def _stable_groups(
+    capacity: dict | None, key: tuple, rows, ins, outs, push, dense
+) -> list[tuple[int, int]]:
     """:func:`_group_levels`, except that the grouping last used for a graph of the same
     node and level count is kept while its padding stays within twice the usual ratio
     (a greedy grouping near its threshold would otherwise flip on small edits)."""
     old = None if capacity is None else capacity.get(("groups", *key))
     if old is not None:
         for first, count in old:
+            mixed = count > 1 and (
+                first == 0 or any(x is not None for x in dense[first : first + count])
+            )
+            if mixed or np.any(push[first : first + count] != push[first]):
+                old = None
+                break
             run = _Run()
             for lv in range(first, first + count):
                 run = run.extended(rows[lv], (ins[lv], outs[lv]))
             if run.padded() > 2 * _PAD_RATIO * run.actual:
                 old = None
                 break
-    runs = old if old is not None else _group_levels(rows, ins, outs)
+    runs = old if old is not None else _group_levels(rows, ins, outs, push, dense)
     if capacity is not None:
         capacity[("groups", *key)] = runs
     return runs
+
+
+def _stable_modes(
+    capacity: dict | None, key: tuple, level_edges: np.ndarray, limit: int
+) -> np.ndarray:
+    """Which levels push their backward: those with at most ``limit`` incoming edges,
+    except that a level keeps the mode it had in the last plan of the same node and level
+    count while its edge count stays within a factor of two of ``limit`` (both modes are
+    exact; flipping back and forth would only compile new programs)."""
+    push = level_edges <= limit
+    if capacity is None:
+        return push
+    old = capacity.get(("push", *key))
+    if old is not None:
+        near = (level_edges > limit // 2) & (level_edges <= 2 * limit)
+        push = np.where(near, old, push)
+    capacity[("push", *key)] = push
+    return push
 
 
 def _grown(capacity: dict | None, key: tuple, shape: _Shape | None) -> _Shape | None:
@@ -593,15 +710,33 @@ def _compile(
     kernel: str,
     programs: dict | None = None,
     capacity: dict | None = None,
+    push_edges: int = _PUSH_EDGES,
+    dense_layout: Callable[[ExecutionPlan, int], DenseLayout | None] | None = None,
+    min_dense_edges: int = 1,
 ) -> JaxCompiledPlan:
     n, e = plan.num_nodes, plan.num_edges
     lo_of = plan.level_offsets
     # destination position of each (destination-sorted) edge
     edge_dst = np.repeat(np.arange(n, dtype=np.int64), np.diff(plan.indptr))
-    # the same edges sorted by source: the transposed CSR, for the pull-style backward
-    by_src = np.argsort(plan.edge_src, kind="stable")
+    # small levels push their gradient to their sources in the backward; the edges into
+    # the other levels, sorted by source (the transposed CSR), are pulled by their sources
+    level_edges = np.diff(plan.edge_offsets)
+    dense: list[DenseLayout | None] = [None] * plan.num_levels
+    if dense_layout is not None:
+        for lv in np.flatnonzero(level_edges >= max(1, min_dense_edges)):
+            dense[lv] = dense_layout(plan, int(lv))
+    push = _stable_modes(capacity, (n, plan.num_levels), level_edges, push_edges)
+    # dense levels push too (one transposed matrix product)
+    push |= np.array([d is not None for d in dense], dtype=bool)
+    if push.any():
+        pulled = np.flatnonzero(np.repeat(~push, level_edges))
+        pulled_src = plan.edge_src[pulled]
+        by_src = pulled[stable_argsort(pulled_src, n)]
+    else:
+        pulled_src = plan.edge_src
+        by_src = stable_argsort(pulled_src, n)
     src_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(plan.edge_src, minlength=n), out=src_ptr[1:])
+    np.cumsum(np.bincount(pulled_src, minlength=n), out=src_ptr[1:])
 
     rows, ins, outs = [], [], []
     for lv in range(plan.num_levels):
@@ -611,7 +746,9 @@ def _compile(
         sel = by_src[t0:t1]
         rows.append(hi - lo)
         ins.append(
-            _level_table(
+            None
+            if dense[lv] is not None
+            else _level_table(
                 plan.indptr[lo : hi + 1] - e0,
                 plan.edge_src[e0:e1],
                 plan.edge_order[e0:e1],
@@ -628,7 +765,20 @@ def _compile(
     grad_offset = 0
     padded_end = n
     all_codes = tuple(int(c) for c in np.unique(plan.activation))
-    for first, count in _stable_groups(capacity, (n, len(rows)), rows, ins, outs):
+    for first, count in _stable_groups(capacity, (n, len(rows)), rows, ins, outs, push, dense):
+        layout = dense[first]
+        if layout is not None:
+            group, weights, arrays, cells = _dense_group(plan, first, layout, all_codes)
+            grad_index[weights] = grad_offset + cells
+            grad_offset += layout.rows * layout.n_cols
+            groups.append(group)
+            per_group.append({k: v[None] for k, v in arrays.items()})
+            shape_out = _Shape.cover(outs[first : first + 1], group.rows)
+            if shape_out is not None:
+                cols, wts, owner, _ = _pack(outs[first : first + 1], shape_out, group.rows, e)
+                per_group[-1].update(out_cols=cols, out_weights=wts, out_owner=owner)
+                groups[-1] = attrs.evolve(group, outgoing=shape_out)
+            continue
         n_rows = _bucket(max(rows[first : first + count]), 5)  # capacity for moved nodes
         place = (n, first, count)  # capacity never shrinks at the same place: no flapping
         if capacity is not None:
@@ -648,6 +798,7 @@ def _compile(
             rows=n_rows,
             lo=0,
             masked=True,
+            push=bool(push[first]),
             codes=codes,
             incoming=shape_in,
             outgoing=shape_out,
@@ -672,13 +823,16 @@ def _compile(
 
     pad = _bucket(padded_end - n, 3)  # rows past N that padded levels may touch
     host = dict(
-        grad_index=grad_index,
         order=plan.order,
         position=plan.position,
-        inputs=plan.input_positions,
-        outputs=plan.output_positions,
         codes=np.concatenate([plan.activation, np.zeros(pad, dtype=plan.activation.dtype)]),
     )
+    # which of these are ranges travels in the index's keys (a static part of the program)
+    if grad_offset != e or _range_start(grad_index) != 0:  # else the flat table is grad_w
+        host["grad_index"] = grad_index
+    for name, where in (("inputs", plan.input_positions), ("outputs", plan.output_positions)):
+        ranged = where.shape[0] > 0 and _range_start(where) is not None
+        host[f"{name}_range" if ranged else name] = where
     sizes = [a.size for a in host.values()] + [a.size for d in per_group for a in d.values()]
     itype = np.int32 if max([n + pad, e + 1, grad_offset, *sizes]) < 2**31 - 1 else np.int64
 
@@ -699,6 +853,47 @@ def _compile(
             programs.pop(next(iter(programs)))
     forward_fn, backward_fn, traces = program
     return JaxCompiledPlan(plan, dtype, index, forward_fn, backward_fn, traces, frozen)
+
+
+def _dense_group(plan: ExecutionPlan, level: int, layout: DenseLayout, codes: tuple[int, ...]):
+    """The group, device arrays and per-edge cells of a dense level."""
+    lo = int(plan.level_offsets[level])
+    edges = plan.level_edges(level)
+    weights = plan.edge_order[edges]  # the level's edges, plan order
+    arrays = {
+        "lo": np.asarray(lo),
+        "count": np.asarray(layout.rows),
+        "cols": np.asarray(layout.col_start) if layout.contiguous else layout.cols,
+    }
+    start = _range_start(weights)
+    if layout.identity and start is not None:  # the matrix is a slice of the weights
+        arrays["weights_at"] = np.asarray(start)
+    else:
+        arrays["weights"] = weights
+    if not layout.identity:
+        arrays["cells"] = layout.cells
+    group = _Group(
+        first=level,
+        count=1,
+        rows=layout.rows,
+        lo=0,
+        masked=False,
+        push=True,
+        codes=codes,
+        incoming=None,
+        outgoing=None,
+        dense=_Dense.of(layout),
+    )
+    return group, weights, arrays, layout.cells
+
+
+def _range_start(index: np.ndarray) -> int | None:
+    """``index[0]`` when ``index`` is ``index[0] + arange(len)`` (then a slice replaces a
+    gather), else ``None``."""
+    if index.shape[0] == 0:
+        return None
+    start = int(index[0])
+    return start if np.array_equal(index, np.arange(start, start + index.shape[0])) else None
 
 
 def _program(frozen: tuple[_Group, ...], n: int, pad: int):
@@ -723,7 +918,8 @@ def _spmm(values: jax.Array, cols: jax.Array, w: jax.Array, owner, n_rows: int) 
     """``out[r] = sum_k w[k, r] * values[cols[k, r]]`` over a ``[width, rows]`` table.
 
     One fused gather-multiply-add over ``[rows, B]`` per slot (never an ``E x B``
-    temporary), then a sorted segment-sum merges split rows (``owner`` not None).
+    temporary; a small table is one gather and a sum), then a sorted segment-sum merges
+    split rows (``owner`` not None).
     """
 
     def slot(acc, cw):
@@ -731,9 +927,12 @@ def _spmm(values: jax.Array, cols: jax.Array, w: jax.Array, owner, n_rows: int) 
         return acc + wk[:, None] * values[c], None
 
     width = cols.shape[0]
-    acc = jnp.zeros((cols.shape[1], values.shape[1]), values.dtype)
-    unroll = True if width <= _UNROLL else _UNROLL
-    acc = jax.lax.scan(slot, acc, (cols, w), unroll=unroll)[0]
+    if cols.size * values.shape[1] <= _SMALL:
+        acc = jnp.sum(w[:, :, None] * values[cols], axis=0)
+    else:
+        acc = jnp.zeros((cols.shape[1], values.shape[1]), values.dtype)
+        unroll = True if width <= _UNROLL else _UNROLL
+        acc = jax.lax.scan(slot, acc, (cols, w), unroll=unroll)[0]
     if owner is not None:
         acc = jax.ops.segment_sum(acc, owner, num_segments=n_rows, indices_are_sorted=True)
     return acc
@@ -756,8 +955,16 @@ def _sddmm(g: jax.Array, h: jax.Array, cols: jax.Array, owner) -> jax.Array:
     return jax.lax.scan(slot, None, cols, unroll=unroll)[1].reshape(-1)
 
 
-def _run_group(g: _Group, step, carry, xs: dict[str, jax.Array], reverse: bool = False):
-    """Apply ``step(carry, level_arrays, lo) -> (carry, out)`` to each level of the group."""
+def _run_group(
+    g: _Group, step, carry, xs: dict[str, jax.Array], wext: jax.Array, reverse: bool = False
+):
+    """Apply ``step(carry, level_arrays, lo) -> (carry, out)`` to each level of the group.
+    The tables' weights are gathered for all levels at once first (``in_w``, ``out_w``:
+    one gather per group, not one per level)."""
+    xs = dict(xs)
+    for side in ("in", "out"):
+        if f"{side}_weights" in xs:
+            xs[f"{side}_w"] = wext[xs.pop(f"{side}_weights")]
     if g.count == 1:
         one = {k: v[0] for k, v in xs.items()}
         carry, out = step(carry, one, one["lo"])
@@ -770,33 +977,82 @@ def _forward(groups, n, pad, ix, weight, bias, x):
     wext = jnp.concatenate([weight, jnp.zeros((1,), dt)])  # index E is the padding weight 0
     base = (bias[ix["order"]] * ix["has_bias"])[:, None]
     h = jnp.broadcast_to(base, (n, x.shape[0]))
-    h = h.at[ix["inputs"]].add(x.T.astype(dt))  # input positions are distinct
+    h = _add_rows(h, ix, "inputs", x.T.astype(dt))
     h = jnp.concatenate([h, jnp.zeros((pad, x.shape[0]), dt)])
     for g, xs in zip(groups, ix["groups"], strict=True):
 
         def step(h, a, lo, g=g):
             old = jax.lax.dynamic_slice_in_dim(h, lo, g.rows)
             z = old
+            if g.dense is not None:
+                z = z + jnp.dot(_dense_matrix(g.dense, a, weight), _dense_columns(g.dense, a, h))
             if g.incoming is not None:
                 owner = a["in_owner"] if g.incoming.split else None
-                z = z + _spmm(h, a["in_cols"], wext[a["in_weights"]], owner, g.rows)
+                z = z + _spmm(h, a["in_cols"], a["in_w"], owner, g.rows)
             code_of_row = jax.lax.dynamic_slice_in_dim(ix["codes"], lo, g.rows)
             z = _apply_activations(g.codes, code_of_row, z)
             if g.masked:  # rows past the level belong to later levels: keep them
                 z = jnp.where((jnp.arange(g.rows) < a["count"])[:, None], z, old)
             return jax.lax.dynamic_update_slice_in_dim(h, z, lo, axis=0), None
 
-        h = _run_group(g, step, h, xs)[0]
-    return h[ix["outputs"]].T, h
+        h = _run_group(g, step, h, xs, wext)[0]
+    return _rows(h, ix, "outputs").T, h
+
+
+# The input and output positions travel as ``ix[name]``, or as ``ix[name + "_range"]``
+# when they are consecutive: the key is part of the program's static structure, so the
+# kernels slice such rows instead of gathering or scattering them.
+def _rows(values: jax.Array, ix: dict, name: str) -> jax.Array:
+    """The rows ``ix[name]`` of ``values``."""
+    where = ix.get(f"{name}_range")
+    if where is not None:
+        return jax.lax.dynamic_slice_in_dim(values, where[0], where.shape[0])
+    return values[ix[name]]
+
+
+def _add_rows(values: jax.Array, ix: dict, name: str, rows: jax.Array) -> jax.Array:
+    """``values`` with ``rows`` added at the (distinct) rows ``ix[name]``."""
+    where = ix.get(f"{name}_range")
+    if where is not None:
+        old = jax.lax.dynamic_slice_in_dim(values, where[0], where.shape[0])
+        return jax.lax.dynamic_update_slice_in_dim(values, old + rows, where[0], axis=0)
+    return values.at[ix[name]].add(rows)
+
+
+def _dense_matrix(dense: _Dense, a: dict[str, jax.Array], weight: jax.Array) -> jax.Array:
+    """The level's ``[rows, cols]`` weight matrix (multi-edges summed into their cell)."""
+    if "weights_at" in a:
+        size = dense.rows * dense.cols
+        w = jax.lax.dynamic_slice_in_dim(weight, a["weights_at"], size)
+        return w.reshape(dense.rows, dense.cols)
+    w = weight[a["weights"]]
+    if not dense.identity:
+        w = jnp.zeros((dense.rows * dense.cols,), w.dtype).at[a["cells"]].add(w)
+    return w.reshape(dense.rows, dense.cols)
+
+
+def _dense_columns(dense: _Dense, a: dict[str, jax.Array], values: jax.Array) -> jax.Array:
+    """The ``[cols, B]`` rows of ``values`` the dense level reads."""
+    if dense.contiguous:
+        return jax.lax.dynamic_slice_in_dim(values, a["cols"], dense.cols)
+    return values[a["cols"]]
+
+
+def _dense_push(dense: _Dense, a, values: jax.Array, update: jax.Array) -> jax.Array:
+    """``values`` with ``update`` ``[cols, B]`` added to the rows the dense level reads."""
+    if dense.contiguous:
+        old = jax.lax.dynamic_slice_in_dim(values, a["cols"], dense.cols)
+        return jax.lax.dynamic_update_slice_in_dim(values, old + update, a["cols"], axis=0)
+    return values.at[a["cols"]].add(update)
 
 
 def _backward(groups, n, ix, weight, h, grad_out):
     d, grads = _reverse_sweep(groups, ix, weight, h, grad_out, weight_grads=True)
     dt = weight.dtype
     flat = jnp.concatenate(grads) if grads else jnp.zeros((0,), dt)
-    grad_w = flat[ix["grad_index"]]
+    grad_w = flat[ix["grad_index"]] if "grad_index" in ix else flat
     grad_b = (d[:n].sum(axis=1) * ix["has_bias"])[ix["position"]]
-    grad_x = d[ix["inputs"]].T
+    grad_x = _rows(d, ix, "inputs").T
     return grad_w, grad_b, grad_x
 
 
@@ -806,7 +1062,7 @@ def _reverse_sweep(groups, ix, weight, h, grad_out, *, weight_grads: bool):
     dt = weight.dtype
     wext = jnp.concatenate([weight, jnp.zeros((1,), dt)])
     # d: external dL/dh for rows not processed yet, final dL/dz for rows already processed
-    d = jnp.zeros(h.shape, dt).at[ix["outputs"]].set(grad_out.T.astype(dt))
+    d = _add_rows(jnp.zeros(h.shape, dt), ix, "outputs", grad_out.T.astype(dt))
     grads = []
     for g, xs in zip(reversed(groups), reversed(ix["groups"]), strict=True):
 
@@ -817,22 +1073,39 @@ def _reverse_sweep(groups, ix, weight, h, grad_out, *, weight_grads: bool):
             grad = old
             if g.outgoing is not None:
                 owner = a["out_owner"] if g.outgoing.split else None
-                grad = grad + _spmm(d, a["out_cols"], wext[a["out_weights"]], owner, g.rows)
+                grad = grad + _spmm(d, a["out_cols"], a["out_w"], owner, g.rows)
             code_of_row = jax.lax.dynamic_slice_in_dim(ix["codes"], lo, g.rows)
             h_level = jax.lax.dynamic_slice_in_dim(h, lo, g.rows)
             grad = _times_activation_grad(g.codes, code_of_row, h_level, grad)
             if g.masked:  # rows past the level belong to later, finished levels
                 grad = jnp.where((jnp.arange(g.rows) < a["count"])[:, None], grad, old)
             d = jax.lax.dynamic_update_slice_in_dim(d, grad, lo, axis=0)
-            if g.incoming is None or not weight_grads:
+            if g.dense is not None:  # G[cols] += W^T delta; dW = delta H[cols]^T
+                grad = jax.lax.dynamic_slice_in_dim(d, lo, g.rows)
+                matrix = _dense_matrix(g.dense, a, weight)
+                d = _dense_push(g.dense, a, d, jnp.dot(matrix.T, grad))
+                if not weight_grads:
+                    return d, None
+                grad = jax.lax.dynamic_slice_in_dim(d, lo, g.rows)
+                return d, jnp.dot(grad, _dense_columns(g.dense, a, h).T).reshape(-1)
+            if g.incoming is None:
                 return d, None
             # read dL/dz back from the updated ``d``: were ``grad`` used, XLA would fuse
             # its computation (which reads the old ``d``) here and copy ``d`` every level
             grad = jax.lax.dynamic_slice_in_dim(d, lo, g.rows)
             owner = a["in_owner"] if g.incoming.split else None
+            if g.push:  # scatter dL/dz to the sources (earlier rows, not final yet)
+                per_slot = grad if owner is None else grad[owner]
+                w_in = a["in_w"]
+                d = d.at[a["in_cols"]].add(w_in[:, :, None] * per_slot[None])
+                # the level's rows again, from the new ``d`` (same values: sources are
+                # earlier rows), so that the scatter can update ``d`` in place
+                grad = jax.lax.dynamic_slice_in_dim(d, lo, g.rows)
+            if not weight_grads:
+                return d, None
             return d, _sddmm(grad, h, a["in_cols"], owner)
 
-        d, out = _run_group(g, step, d, xs, reverse=True)
+        d, out = _run_group(g, step, d, xs, wext, reverse=True)
         if out is not None:
             grads.append(out.reshape(-1))
     grads.reverse()
