@@ -43,6 +43,9 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+#: in-process pytest runs (collection of the shipped suite) instead of pytest subprocesses
+pytest_plugins = ["pytester"]
+
 #: backends whose compiled plans are immutable, so one compiled object serves every model
 _MEMOISE = frozenset({"jax"})
 _PLAN_ARRAYS = (
