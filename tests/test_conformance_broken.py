@@ -8,10 +8,6 @@ Each broken backend is the NumPy reference with one thing wrong, registered thro
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -523,66 +519,46 @@ def test_sgd_failure_reports_the_learning_rate(reports):
 
 
 # -- the same through pytest (the shipped pytest plugin) ---------------------------------------
-PLUGIN_MODULE = """
-from grapheme_core import register_plugin
-from test_conformance_broken import BrokenPlugin
-
-def pytest_configure(config):
-    register_plugin(BrokenPlugin(), "grapheme-tests-broken-backends")
-"""
-
-
-def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    (tmp_path / "register_broken.py").write_text(textwrap.dedent(PLUGIN_MODULE))
-    env_path = f"{tmp_path}:{Path(__file__).parent}"
-    return subprocess.run(
-        [
-            *(sys.executable, "-m", "pytest", "-p", "register_broken", "-p", "no:cacheprovider"),
-            *("--pyargs", "grapheme_core.conformance", *args),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**_env(), "PYTHONPATH": env_path},
+def _pytest(pytester: pytest.Pytester, monkeypatch, *args: str) -> pytest.RunResult:
+    """``pytest --pyargs grapheme_core.conformance ARGS`` in this process (the broken
+    backends are registered by the ``registered`` fixture; ``runpytest_inprocess`` loads
+    the ``pytest11`` entry-point plugins like a fresh ``pytest`` does)."""
+    monkeypatch.delenv("GRAPHEME_BACKEND", raising=False)
+    monkeypatch.delenv("GRAPHEME_CONFORMANCE_BACKENDS", raising=False)
+    return pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--pyargs", "grapheme_core.conformance", *args
     )
 
 
-def _env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if k != "GRAPHEME_BACKEND"}
-
-
-@pytest.mark.slow  # a pytest subprocess
-def test_pytest_plugin_reports_the_failing_check(tmp_path):
+def test_pytest_plugin_reports_the_failing_check(registered, pytester, monkeypatch):
     proc = _pytest(
-        tmp_path,
+        pytester,
+        monkeypatch,
         "--grapheme-backend",
         "broken-no-act-deriv",
         "-k",
         "grad.oracle or forward.chain",
         "-q",
     )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out
+    out = proc.stdout.str() + proc.stderr.str()
+    assert proc.ret == 1, out
     assert "1 failed, 1 passed" in out
     assert "grad.oracle failed on backend 'broken-no-act-deriv'" in out
     assert ERROR_SIZE.search(out), out
 
 
-@pytest.mark.slow  # two pytest subprocesses
-def test_pytest_expected_failures_are_strict_xfails(tmp_path):
+def test_pytest_expected_failures_are_strict_xfails(registered, pytester, monkeypatch, tmp_path):
     listed = tmp_path / "expected.txt"
     listed.write_text("# known problems\ngrad.oracle   # derivative dropped\ngrad.fd\n")
     args = ("--grapheme-backend", "broken-no-act-deriv", "-k", "grad.oracle or grad.fd", "-q")
-    proc = _pytest(tmp_path, *args, "--grapheme-expected-failures", str(listed))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 xfailed" in proc.stdout
+    proc = _pytest(pytester, monkeypatch, *args, "--grapheme-expected-failures", str(listed))
+    assert proc.ret == 0, proc.stdout.str() + proc.stderr.str()
+    assert "2 xfailed" in proc.stdout.str()
     # a listed check that passes is an XPASS, which fails the run (strict)
     listed.write_text("forward.chain\n")
     proc = _pytest(
-        tmp_path,
+        pytester,
+        monkeypatch,
         "--grapheme-backend",
         "broken-no-act-deriv",
         "-k",
@@ -591,5 +567,6 @@ def test_pytest_expected_failures_are_strict_xfails(tmp_path):
         "--grapheme-expected-failures",
         str(listed),
     )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "XPASS(strict)" in proc.stdout + proc.stderr or "1 failed" in proc.stdout
+    out = proc.stdout.str() + proc.stderr.str()
+    assert proc.ret == 1, out
+    assert "XPASS(strict)" in out or "1 failed" in proc.stdout.str()
