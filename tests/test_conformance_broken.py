@@ -547,6 +547,7 @@ def test_pytest_plugin_reports_the_failing_check(registered, pytester, monkeypat
     assert ERROR_SIZE.search(out), out
 
 
+@pytest.mark.slow  # two in-process pytest runs
 def test_pytest_expected_failures_are_strict_xfails(registered, pytester, monkeypatch, tmp_path):
     listed = tmp_path / "expected.txt"
     listed.write_text("# known problems\ngrad.oracle   # derivative dropped\ngrad.fd\n")

@@ -186,6 +186,7 @@ def test_shipped_suite_passes_for_the_example_plugin_under_pytest() -> None:
     assert "failed" not in out and "skipped" not in out
 
 
+@SLOW  # four in-process pytest collections
 def test_shipped_suite_selects_backends(pytester: pytest.Pytester, monkeypatch) -> None:
     """Collection only, so pytest runs in this process (``runpytest_inprocess`` loads the
     ``pytest11`` entry-point plugins like a fresh ``pytest`` does); the test above runs a
