@@ -20,17 +20,41 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy / torch are imported
-# XLA compiles without its backend optimisations: the tests check values (which the
-# optimisations must not change), and most of the jax column's time is compiling.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_USER_THREADS = {v: os.environ[v] for v in _THREAD_VARS if v in os.environ}
+for _var in _THREAD_VARS:
+    os.environ.setdefault(_var, "1")  # read by libraries loaded from here on, subprocesses too
+# XLA compiles without its backend optimisations and with the classic loop emitters
+# instead of the (slower to compile) fusion emitters: the tests check values (which
+# neither may change), and most of the jax column's time is compiling. The fusion-emitter
+# switch alone more than halves the jax conformance column's CPU time (83 -> 35 CPU-s).
 os.environ.setdefault(
-    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false --xla_backend_optimization_level=0"
+    "XLA_FLAGS",
+    "--xla_cpu_multi_thread_eigen=false --xla_backend_optimization_level=0 "
+    "--xla_cpu_use_fusion_emitters=false",
 )
 # The CLI tests check plumbing, not learning: the unified trainer's --train-limit default
 # comes from this variable, so a `grapheme-train` run in a test trains on 40 examples per
 # domain unless the test gives --train-limit or removes the variable (the real default run).
 os.environ.setdefault("GRAPHEME_TRAIN_LIMIT", "40")
+
+
+def _one_blas_thread() -> None:
+    """One thread for the BLAS libraries already loaded: pytest's own plugins import numpy
+    (and its OpenBLAS, which sizes its thread pool at load) before this file runs, so the
+    variables above come too late for it. Its idle workers spin-wait, which on a loaded
+    machine costs several times the CPU of the work itself (a default training run took
+    182 CPU-s instead of 28)."""
+    if "OPENBLAS_NUM_THREADS" in _USER_THREADS or "OMP_NUM_THREADS" in _USER_THREADS:
+        return
+    try:
+        from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+    except ImportError:
+        return
+    threadpool_limits(limits=1, user_api="blas")
+
+
+_one_blas_thread()
 
 import hashlib  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -38,6 +62,9 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+#: in-process pytest runs (collection of the shipped suite) instead of pytest subprocesses
+pytest_plugins = ["pytester"]
 
 #: backends whose compiled plans are immutable, so one compiled object serves every model
 _MEMOISE = frozenset({"jax"})

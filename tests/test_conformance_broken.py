@@ -8,17 +8,13 @@ Each broken backend is the NumPy reference with one thing wrong, registered thro
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from grapheme_backends.numpy_backend import NumpyBackend
 from grapheme_core import BackendSpec, hookimpl, register_plugin, unregister_plugin
-from grapheme_core.conformance import CHECKS, run_conformance
+from grapheme_core.conformance import CHECKS, run_check, run_conformance
 from grapheme_core.types import Activation
 
 
@@ -306,22 +302,123 @@ def registered():
         unregister_plugin(PLUGIN_NAME)
 
 
+def _methods(cls: type, stop: type = object) -> set[str]:
+    """The names of the methods ``cls`` defines or inherits from classes below ``stop``
+    (dunders only ``__init__``)."""
+    names: set[str] = set()
+    for klass in cls.__mro__[: cls.__mro__.index(stop)]:
+        names |= {n for n, v in vars(klass).items() if callable(v) and not n.startswith("__")}
+        names |= {"__init__"} & set(vars(klass))
+    return names
+
+
+def _record(backend: NumpyBackend, calls: set[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for chk in CHECKS.values():
+        calls.clear()
+        result = run_check(chk, backend, label="numpy")
+        assert result.outcome == "passed", result.message
+        out[chk.id] = set(calls)
+    return out
+
+
+def reference_calls() -> dict[str, set[str]]:
+    """Check id -> the backend methods that check calls on the NumPy reference, in both
+    ways the reference can run.
+
+    The reference picks some paths by testing its class (``type(self).edge_grads is
+    NumpyBackend.edge_grads``: a subclass's own ``edge_grads`` replaces the batched
+    kernels). So the suite is recorded twice: on an instance whose methods are shadowed
+    by recording instance attributes (the class is the reference's: the paths of a
+    subclass that overrides none of those seams) and on a subclass that overrides every
+    method with a recording one (the paths of a subclass that overrides them). Every
+    check must pass both ways.
+    """
+    calls: set[str] = set()
+    methods = sorted(_methods(NumpyBackend) - {"__init__"})
+
+    def recording(name: str, method):
+        def spy(*args, **kwargs):
+            calls.add(name)
+            return method(*args, **kwargs)
+
+        return spy
+
+    plain = NumpyBackend()
+    for name in methods:
+        setattr(plain, name, recording(name, getattr(plain, name)))
+    by_instance = _record(plain, calls)
+
+    def overriding(name: str):
+        def spy(self, *args, **kwargs):
+            calls.add(name)
+            return getattr(NumpyBackend, name)(self, *args, **kwargs)
+
+        return spy
+
+    subclass = type("RecordingBackend", (NumpyBackend,), {n: overriding(n) for n in methods})
+    by_class = _record(subclass(), calls)
+    return {c: by_instance[c] | by_class[c] for c in CHECKS}
+
+
+def affected_checks(cls: type, calls: dict[str, set[str]]) -> set[str]:
+    """The checks whose run on a ``cls`` instance can differ from the reference's.
+
+    ``cls`` is the reference with some methods overridden (state set in ``__init__`` is
+    only read by those methods). The checks are deterministic, so a check that calls no
+    overridden method on the reference (either way it runs, see
+    :func:`reference_calls`) runs the very same code on ``cls`` and passes as it does on
+    the reference.
+    """
+    overridden = _methods(cls, stop=NumpyBackend) - {"__init__"}
+    return {c for c, used in calls.items() if used & overridden}
+
+
 @pytest.fixture(scope="module")
-def reports(registered):
-    return {name: run_conformance(name) for name in (*BROKEN, *NEW)}
+def calls():
+    return reference_calls()
+
+
+@pytest.fixture(scope="module")
+def reports(registered, calls):
+    """Per broken backend, the report of every check its defect can affect (the others
+    are proven to pass by :func:`affected_checks`), plus the checks the test names."""
+    out = {}
+    for name, row in {**BROKEN, **NEW}.items():
+        named = set(row[1]).union(*row[2:])
+        out[name] = run_conformance(name, checks=sorted(affected_checks(row[0], calls) | named))
+    return out
+
+
+@pytest.mark.slow  # records the whole suite on the reference
+def test_affected_checks_cover_every_check_a_defect_changes(calls):
+    """The selection keeps every check a defect makes fail, and a method the reference
+    only calls on a path chosen by its class still selects the checks of that path."""
+    assert all(calls[c] for c in CHECKS if c != "backend.load")  # every check uses the backend
+    for name, row in {**BROKEN, **NEW}.items():
+        assert row[1] <= affected_checks(row[0], calls), name
+
+    class OwnEdgeGrads(NumpyBackend):
+        def edge_grads(self, delta, h, rows, cols):  # replaces the batched kernels
+            return super().edge_grads(delta, h, rows, cols)
+
+    backward = {c for c, used in calls.items() if "backward" in used}
+    assert backward and backward <= affected_checks(OwnEdgeGrads, calls)
+    assert affected_checks(NumpyBackend, calls) == set()
 
 
 @pytest.mark.parametrize("name", [*BROKEN, *NEW])
 def test_each_bug_fails_its_checks(registered, name):
-    """The quick version (only the target checks run); the slow tests below run the
-    whole suite per bug and also check that nothing else fails."""
+    """The quick version (only the target checks run); the slow tests below run every
+    check the bug can affect (see :func:`affected_checks`) and also check that nothing
+    else fails."""
     must_fail = {**BROKEN, **NEW}[name][1]
     report = run_conformance(name, checks=sorted(must_fail))
     assert {r.check for r in report.failures()} == must_fail
     assert all(report.result(name, c).outcome == "failed" for c in must_fail)
 
 
-@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
+@pytest.mark.slow  # the reports fixture runs the affected checks per broken backend
 @pytest.mark.parametrize("name", list(NEW))
 def test_each_new_bug_fails_exactly_its_checks(reports, name):
     _, must_fail = NEW[name]
@@ -340,13 +437,13 @@ def test_each_new_bug_fails_exactly_its_checks(reports, name):
             assert result.ratio is not None and result.ratio > 1
 
 
-@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
+@pytest.mark.slow  # the reports fixture runs the affected checks per broken backend
 def test_saturation_failure_says_nan(reports):
     msg = reports["broken-naive-sigmoid"].result("broken-naive-sigmoid", "numeric.saturation")
     assert "non-finite value nan" in msg.message or "NaN" in msg.message, msg.message
 
 
-@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
+@pytest.mark.slow  # the reports fixture runs the affected checks per broken backend
 def test_single_row_failure_names_the_shape(reports):
     r = reports["broken-squeeze-batch-of-one"].result(
         "broken-squeeze-batch-of-one", "grad.single_row"
@@ -356,7 +453,7 @@ def test_single_row_failure_names_the_shape(reports):
     assert re.search(r"expected shape \[1, \d+\]", r.message), r.message
 
 
-@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
+@pytest.mark.slow  # the reports fixture runs the affected checks per broken backend
 @pytest.mark.parametrize("name", list(BROKEN))
 def test_broken_backend_fails_the_right_checks(reports, name):
     _, must_fail, must_pass = BROKEN[name]
@@ -389,7 +486,7 @@ NARROW = (
 )
 
 
-@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
+@pytest.mark.slow  # the reports fixture runs the affected checks per broken backend
 @pytest.mark.parametrize("name", NARROW)
 def test_a_narrow_defect_fails_few_checks(reports, name):
     """A defect in one kernel fails the checks that exercise it, not the whole suite, so
@@ -403,85 +500,66 @@ def test_a_narrow_defect_fails_few_checks(reports, name):
     assert len(failed) <= len(CHECKS) // 5, f"{name}: {failed}"
 
 
-@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
+@pytest.mark.slow  # the reports fixture runs the affected checks per broken backend
 def test_dtype_failure_names_both_dtypes(reports):
     msg = reports["broken-dtype"].result("broken-dtype", "dtype.kept").message
     assert "float32" in msg and "float64" in msg
 
 
-@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
+@pytest.mark.slow  # the reports fixture runs the affected checks per broken backend
 def test_activation_derivative_failure_names_the_activation(reports):
     msg = reports["broken-no-act-deriv"].result("broken-no-act-deriv", "grad.activations").message
     assert re.search(r"(RELU|LEAKY_RELU|SIGMOID|TANH) activation", msg), msg
 
 
-@pytest.mark.slow  # the reports fixture runs the whole suite per broken backend
+@pytest.mark.slow  # the reports fixture runs the affected checks per broken backend
 def test_sgd_failure_reports_the_learning_rate(reports):
     msg = reports["broken-sgd-ignores-lr"].result("broken-sgd-ignores-lr", "optim.sgd").message
     assert "step(lr=0.37)" in msg
 
 
 # -- the same through pytest (the shipped pytest plugin) ---------------------------------------
-PLUGIN_MODULE = """
-from grapheme_core import register_plugin
-from test_conformance_broken import BrokenPlugin
-
-def pytest_configure(config):
-    register_plugin(BrokenPlugin(), "grapheme-tests-broken-backends")
-"""
-
-
-def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    (tmp_path / "register_broken.py").write_text(textwrap.dedent(PLUGIN_MODULE))
-    env_path = f"{tmp_path}:{Path(__file__).parent}"
-    return subprocess.run(
-        [
-            *(sys.executable, "-m", "pytest", "-p", "register_broken", "-p", "no:cacheprovider"),
-            *("--pyargs", "grapheme_core.conformance", *args),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**_env(), "PYTHONPATH": env_path},
+def _pytest(pytester: pytest.Pytester, monkeypatch, *args: str) -> pytest.RunResult:
+    """``pytest --pyargs grapheme_core.conformance ARGS`` in this process (the broken
+    backends are registered by the ``registered`` fixture; ``runpytest_inprocess`` loads
+    the ``pytest11`` entry-point plugins like a fresh ``pytest`` does)."""
+    monkeypatch.delenv("GRAPHEME_BACKEND", raising=False)
+    monkeypatch.delenv("GRAPHEME_CONFORMANCE_BACKENDS", raising=False)
+    return pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--pyargs", "grapheme_core.conformance", *args
     )
 
 
-def _env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if k != "GRAPHEME_BACKEND"}
-
-
-@pytest.mark.slow  # a pytest subprocess
-def test_pytest_plugin_reports_the_failing_check(tmp_path):
+def test_pytest_plugin_reports_the_failing_check(registered, pytester, monkeypatch):
     proc = _pytest(
-        tmp_path,
+        pytester,
+        monkeypatch,
         "--grapheme-backend",
         "broken-no-act-deriv",
         "-k",
         "grad.oracle or forward.chain",
         "-q",
     )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out
+    out = proc.stdout.str() + proc.stderr.str()
+    assert proc.ret == 1, out
     assert "1 failed, 1 passed" in out
     assert "grad.oracle failed on backend 'broken-no-act-deriv'" in out
     assert ERROR_SIZE.search(out), out
 
 
-@pytest.mark.slow  # two pytest subprocesses
-def test_pytest_expected_failures_are_strict_xfails(tmp_path):
+@pytest.mark.slow  # two in-process pytest runs
+def test_pytest_expected_failures_are_strict_xfails(registered, pytester, monkeypatch, tmp_path):
     listed = tmp_path / "expected.txt"
     listed.write_text("# known problems\ngrad.oracle   # derivative dropped\ngrad.fd\n")
     args = ("--grapheme-backend", "broken-no-act-deriv", "-k", "grad.oracle or grad.fd", "-q")
-    proc = _pytest(tmp_path, *args, "--grapheme-expected-failures", str(listed))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 xfailed" in proc.stdout
+    proc = _pytest(pytester, monkeypatch, *args, "--grapheme-expected-failures", str(listed))
+    assert proc.ret == 0, proc.stdout.str() + proc.stderr.str()
+    assert "2 xfailed" in proc.stdout.str()
     # a listed check that passes is an XPASS, which fails the run (strict)
     listed.write_text("forward.chain\n")
     proc = _pytest(
-        tmp_path,
+        pytester,
+        monkeypatch,
         "--grapheme-backend",
         "broken-no-act-deriv",
         "-k",
@@ -490,5 +568,6 @@ def test_pytest_expected_failures_are_strict_xfails(tmp_path):
         "--grapheme-expected-failures",
         str(listed),
     )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "XPASS(strict)" in proc.stdout + proc.stderr or "1 failed" in proc.stdout
+    out = proc.stdout.str() + proc.stderr.str()
+    assert proc.ret == 1, out
+    assert "XPASS(strict)" in out or "1 failed" in proc.stdout.str()

@@ -186,14 +186,25 @@ def test_shipped_suite_passes_for_the_example_plugin_under_pytest() -> None:
     assert "failed" not in out and "skipped" not in out
 
 
-@SLOW  # four pytest subprocesses
-def test_shipped_suite_selects_backends() -> None:
+@SLOW  # four in-process pytest collections
+def test_shipped_suite_selects_backends(pytester: pytest.Pytester, monkeypatch) -> None:
+    """Collection only, so pytest runs in this process (``runpytest_inprocess`` loads the
+    ``pytest11`` entry-point plugins like a fresh ``pytest`` does); the test above runs a
+    real pytest process."""
+    for key in [k for k in os.environ if k.startswith("GRAPHEME_")]:
+        monkeypatch.delenv(key)
+
     def collected(*args: str, env: dict[str, str] | None = None) -> list[str]:
-        proc = _run_pytest(
-            "--pyargs", "grapheme_core.conformance", "--collect-only", "-q", *args, env=env
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return [line for line in proc.stdout.splitlines() if "::test_conformance[" in line]
+        with monkeypatch.context() as m:
+            for key, value in (env or {}).items():
+                m.setenv(key, value)
+            result = pytester.runpytest_inprocess(
+                "-p", "no:cacheprovider", "--pyargs", "grapheme_core.conformance",
+                "--collect-only", "-q", *args,
+            )  # fmt: skip
+        out = result.stdout.lines
+        assert result.ret == 0, "\n".join(out + result.stderr.lines)
+        return [line for line in out if "::test_conformance[" in line]
 
     def backends(ids: list[str]) -> set[str]:
         return {i.split("[", 1)[1].split("-", 1)[0] for i in ids}

@@ -223,6 +223,7 @@ def _load_train(path: Path, examples: Any) -> None:
         np.testing.assert_array_equal(got[key], arr.astype(got[key].dtype))
 
 
+@pytest.mark.slow  # 2100 fuzzed checkpoints (about 6 s)
 def test_fuzzed_checkpoints_load_faithfully_or_raise_checkpoint_error(
     sources: dict[str, bytes], tmp_path: Path
 ) -> None:
