@@ -21,6 +21,8 @@ one call per level.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 import numpy as np
 
@@ -68,8 +70,26 @@ class HostRun:
     k0: int
     k1: int
     act_parts: tuple[tuple[Activation, np.ndarray | None], ...]
-    dst: np.ndarray
-    src: np.ndarray
+    dst: np.ndarray | None = None
+    src: np.ndarray | None = None
+
+
+def make_run(
+    levels: tuple[HostLevel, ...],
+    activation: np.ndarray,
+    dst: np.ndarray | None = None,
+    src: np.ndarray | None = None,
+) -> HostRun:
+    """The :class:`HostRun` of consecutive ``levels`` (entries contiguous);
+    ``activation`` is the plan's activation code per position."""
+    start, stop = levels[0].start, levels[-1].stop
+    codes = activation[start:stop]
+    present = np.unique(codes)
+    if present.shape[0] == 1:
+        parts = ((Activation(int(present[0])), None),)
+    else:
+        parts = tuple((Activation(int(c)), np.flatnonzero(codes == c)) for c in present)
+    return HostRun(levels, start, stop, levels[0].k0, levels[-1].k1, parts, dst, src)
 
 
 def activate(activation: Activation, z: np.ndarray) -> np.ndarray:
@@ -101,9 +121,15 @@ def activation_grad(activation: Activation, h: np.ndarray) -> np.ndarray | None:
     return d
 
 
-def forward_run(run: HostRun, h: np.ndarray, values: np.ndarray) -> None:
+def forward_run(
+    run: HostRun,
+    h: np.ndarray,
+    values: np.ndarray,
+    act: Callable[[Activation, np.ndarray], np.ndarray] = activate,
+) -> None:
     """The run's levels in order on the node-major state ``h`` ``[N, B]`` (C-contiguous,
-    biases and inputs already in it): ``h[l] = act(h[l] + A_l @ h[:start])``."""
+    biases and inputs already in it): ``h[l] = act(h[l] + A_l @ h[:start])``, with
+    ``act`` the elementwise seam (applied in place, returns its argument)."""
     batch = h.shape[1]
     flat = h.reshape(-1)
     for lv in run.levels:
@@ -114,32 +140,37 @@ def forward_run(run: HostRun, h: np.ndarray, values: np.ndarray) -> None:
                 values[lv.k0 : lv.k1], flat[: lv.start * batch],
                 flat[lv.start * batch : lv.stop * batch],
             )  # fmt: skip
-        for act, rows in lv.groups:
+        for code, rows in lv.groups:
             if rows is None:
-                activate(act, block)
+                act(code, block)
             else:
-                block[rows] = activate(act, block[rows])
+                block[rows] = act(code, block[rows])
 
 
-def run_derivative(run: HostRun, h: np.ndarray) -> np.ndarray | None:
-    """``act'(z)`` of every position of the run (``[stop - start, B]``; ``None``: all 1)."""
+def run_derivative(
+    run: HostRun,
+    h: np.ndarray,
+    grad: Callable[[Activation, np.ndarray], np.ndarray | None] = activation_grad,
+) -> np.ndarray | None:
+    """``act'(z)`` of every position of the run (``[stop - start, B]``; ``None``: all 1),
+    from ``grad(activation, h)`` (the elementwise seam), one call per activation."""
     hr = h[run.start : run.stop]
     if len(run.act_parts) == 1 and run.act_parts[0][1] is None:
-        return activation_grad(run.act_parts[0][0], hr)
+        return grad(run.act_parts[0][0], hr)
     d = np.ones_like(hr)
     for act, rows in run.act_parts:
-        part = activation_grad(act, hr[rows])
+        part = grad(act, hr[rows])
         if part is not None:
             d[rows] = part
     return d
 
 
-def reverse_run(run: HostRun, h: np.ndarray, g: np.ndarray, values: np.ndarray) -> None:
+def reverse_run(run: HostRun, d: np.ndarray | None, g: np.ndarray, values: np.ndarray) -> None:
     """The run's levels in reverse: turn ``g[level]`` (``dL/dh``) into ``dL/dz`` in place
-    and add ``A_l^T dL/dz`` into ``g[:start]``."""
+    (times ``d``, the run's :func:`run_derivative`) and add ``A_l^T dL/dz`` into
+    ``g[:start]``."""
     batch = g.shape[1]
     flat = g.reshape(-1)
-    d = run_derivative(run, h)
     base = run.start
     for lv in reversed(run.levels):
         delta = g[lv.start : lv.stop]

@@ -41,10 +41,12 @@ import attrs
 import numpy as np
 import scipy.sparse as sp
 
+from grapheme_backends import host_levels
+from grapheme_backends.host_levels import HostLevel, HostRun
 from grapheme_core.backend import API_VERSION
 from grapheme_core.dense import DenseLayout, DensePolicy
 from grapheme_core.plan import ActivationGroup, ExecutionPlan
-from grapheme_core.types import LEAKY_SLOPE, Activation
+from grapheme_core.types import Activation
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -125,6 +127,11 @@ class CompiledPlan:
     #: ``(edge_start, edge_stop, dst positions, src positions)`` (plan order)
     edge_runs: tuple[tuple[int, int, np.ndarray, np.ndarray], ...] = ()
     run_levels: frozenset[int] = frozenset()  # the levels those runs cover
+    #: the forward order of execution on the fast path: runs of consecutive sparse levels
+    #: (:class:`~grapheme_backends.host_levels.HostRun`, levels with more than
+    #: ``small_level_edges`` edges alone) and ``(level, LevelKernel)`` for dense levels
+    schedule: tuple[HostRun | tuple[int, LevelKernel], ...] = ()
+    dense_source: np.ndarray | None = None  # the sorted weights ``dense_weights`` come from
     inputs: slice | np.ndarray = attrs.field(default=None)  # input positions (a slice if a range)
     outputs: slice | np.ndarray = attrs.field(default=None)
 
@@ -193,33 +200,11 @@ class NumpyBackend(DensePolicy):
     # -- elementwise seams ---------------------------------------------------------
     def activate(self, activation: Activation, z: np.ndarray) -> np.ndarray:
         """Apply ``activation`` to ``z`` in place and return it."""
-        if activation is Activation.RELU:
-            np.maximum(z, 0, out=z)
-        elif activation is Activation.LEAKY_RELU:
-            np.multiply(z, np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype), out=z)
-        elif activation is Activation.SIGMOID:
-            # 1/(1+exp(-z)) written to avoid overflow warnings for large |z|
-            e = np.exp(-np.abs(z))
-            np.divide(np.where(z >= 0, 1.0, e), 1.0 + e, out=z)
-        elif activation is Activation.TANH:
-            np.tanh(z, out=z)
-        return z
+        return host_levels.activate(activation, z)
 
     def activation_grad(self, activation: Activation, h: np.ndarray) -> np.ndarray | None:
         """``act'(z)`` expressed through the output ``h = act(z)``; ``None`` means 1."""
-        if activation is Activation.LINEAR:
-            return None
-        if activation is Activation.RELU:
-            return (h > 0).astype(h.dtype)
-        if activation is Activation.LEAKY_RELU:
-            return np.where(h > 0, 1.0, LEAKY_SLOPE).astype(h.dtype)
-        if activation is Activation.SIGMOID:
-            d = 1 - h
-            d *= h
-            return d
-        d = h * h  # tanh: 1 - h^2, with one temporary
-        np.subtract(1, d, out=d)
-        return d
+        return host_levels.activation_grad(activation, h)
 
     # -- kernels ---------------------------------------------------------------------
     def compile(self, plan: ExecutionPlan, dtype: str) -> CompiledPlan:
@@ -265,6 +250,7 @@ class NumpyBackend(DensePolicy):
                 )
             )
         runs = _edge_runs(plan, levels, src_all, self.small_level_edges)
+        schedule = _schedule(plan, levels, self.small_level_edges)
         return CompiledPlan(
             plan,
             tuple(k.matrix for k in levels),
@@ -276,32 +262,42 @@ class NumpyBackend(DensePolicy):
             *_global_edges(plan, src_all, self.edge_chunk_elements),
             edge_runs=tuple(r[0] for r in runs),
             run_levels=frozenset(lv for r in runs for lv in r[1]),
+            schedule=schedule,
         )
 
-    def _load_weights(self, compiled: CompiledPlan, weight: np.ndarray) -> np.ndarray:
+    def _load_weights(
+        self, compiled: CompiledPlan, weight: np.ndarray, matrices: bool = True
+    ) -> np.ndarray:
         """The weights in plan order as a fresh array (one gather), viewed by every level
-        matrix. Fresh, so the forward cache keeps the exact weights it was computed with
-        even when an optimizer later updates ``weight`` in place."""
+        matrix (``matrices=False``: by the dense levels' ``W_l`` only; the fast path reads
+        slices of it directly). Fresh, so the forward cache keeps the exact weights it was
+        computed with even when an optimizer later updates ``weight`` in place."""
         if compiled.identity_order:
             sorted_w = weight.copy()
         else:
             sorted_w = weight.take(compiled.plan.edge_order)
-        self._use_weights(compiled, sorted_w)
+        self._use_weights(compiled, sorted_w, matrices)
         return sorted_w
 
-    def _use_weights(self, compiled: CompiledPlan, sorted_w: np.ndarray) -> None:
-        """Point every level matrix (and its transpose) at slices of ``sorted_w``; dense
-        levels get their ``W_l`` (a view of ``sorted_w`` or one scatter)."""
-        if compiled.sorted_weight is sorted_w:
+    def _use_weights(
+        self, compiled: CompiledPlan, sorted_w: np.ndarray, matrices: bool = True
+    ) -> None:
+        """Dense levels get their ``W_l`` from ``sorted_w`` (a view or one scatter); with
+        ``matrices`` every level's CSR matrix (and its transpose) views its slice of it
+        (:attr:`CompiledPlan.sorted_weight` is then ``sorted_w``)."""
+        if compiled.dense_source is not sorted_w:
+            for lv, k in enumerate(compiled.levels):
+                if k.dense is not None:
+                    compiled.dense_weights[lv] = _dense_matrix(
+                        k.dense, sorted_w[k.edge_start : k.edge_stop]
+                    )
+            compiled.dense_source = sorted_w
+        if not matrices or compiled.sorted_weight is sorted_w:
             return
-        for lv, k in enumerate(compiled.levels):
+        for k in compiled.levels:
             if k.matrix is not None:
                 k.matrix.data = sorted_w[k.edge_start : k.edge_stop]
                 k.transpose.data = k.matrix.data
-            elif k.dense is not None:
-                compiled.dense_weights[lv] = _dense_matrix(
-                    k.dense, sorted_w[k.edge_start : k.edge_stop]
-                )
         compiled.sorted_weight = sorted_w
 
     # -- dense blocks ------------------------------------------------------------------
@@ -337,11 +333,18 @@ class NumpyBackend(DensePolicy):
         self, compiled: CompiledPlan, weight: np.ndarray, bias: np.ndarray, x: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         plan = compiled.plan
-        sorted_w = self._load_weights(compiled, weight)
         h = np.empty((plan.num_nodes, x.shape[0]), dtype=weight.dtype)
+        fast = _fast_path(compiled, h)
+        sorted_w = self._load_weights(compiled, weight, matrices=not fast)
         h[...] = (bias.take(plan.order) * compiled.has_bias)[:, None]
         h[compiled.inputs] = x.T  # input nodes have no bias
-        fast = _fast_path(compiled, h)
+        if fast:  # SciPy's kernels straight on slices: no per-level matrix objects
+            for step in compiled.schedule:
+                if type(step) is HostRun:
+                    host_levels.forward_run(step, h, sorted_w, self.activate)
+                else:
+                    self._dense_level_forward(compiled, *step, h)
+            return h[compiled.outputs].T.copy(), (h, sorted_w)
         for lv, k in enumerate(compiled.levels):
             block = h[k.start : k.stop]
             if k.matrix is not None:
@@ -355,6 +358,55 @@ class NumpyBackend(DensePolicy):
                     block[g.rows] = self.activate(g.activation, block[g.rows])
         return h[compiled.outputs].T.copy(), (h, sorted_w)
 
+    def _dense_level_forward(
+        self, compiled: CompiledPlan, lv: int, k: LevelKernel, h: np.ndarray
+    ) -> None:
+        block = h[k.start : k.stop]
+        self.dense_forward(k, compiled.dense_weights[lv], h, block)
+        for g in k.groups:
+            if g.rows is None:
+                self.activate(g.activation, block)
+            else:
+                block[g.rows] = self.activate(g.activation, block[g.rows])
+
+    def _reverse_sweep(
+        self, compiled: CompiledPlan, h: np.ndarray, g: np.ndarray, sorted_w: np.ndarray
+    ) -> None:
+        """The levels in reverse with the plan-ordered weights ``sorted_w`` of the forward:
+        ``g`` (``dL/dh``, outputs filled in) becomes ``dL/dz`` of every position, in place."""
+        fast = _fast_path(compiled, g)
+        self._use_weights(compiled, sorted_w, matrices=not fast)
+        if fast:
+            for step in reversed(compiled.schedule):
+                if type(step) is HostRun:
+                    d = host_levels.run_derivative(step, h, self.activation_grad)
+                    host_levels.reverse_run(step, d, g, sorted_w)
+                else:
+                    lv, k = step
+                    self._level_derivative(k, h, g)
+                    self.dense_backward(k, compiled.dense_weights[lv], g[k.start : k.stop], g)
+            return
+        for lv in range(len(compiled.levels) - 1, -1, -1):
+            k = compiled.levels[lv]
+            self._level_derivative(k, h, g)
+            if k.transpose is not None:
+                _spmm_add(k.transpose, g[k.start : k.stop], g[: k.start], fast)
+            elif k.dense is not None:
+                self.dense_backward(k, compiled.dense_weights[lv], g[k.start : k.stop], g)
+
+    def _level_derivative(self, k: LevelKernel, h: np.ndarray, g: np.ndarray) -> None:
+        """``g[level] *= act'(z)``: the level's ``dL/dh`` becomes ``dL/dz`` in place."""
+        delta = g[k.start : k.stop]
+        for grp in k.groups:
+            if grp.rows is None:
+                d = self.activation_grad(grp.activation, h[k.start : k.stop])
+                if d is not None:
+                    delta *= d
+            else:
+                d = self.activation_grad(grp.activation, h[k.start : k.stop][grp.rows])
+                if d is not None:
+                    delta[grp.rows] *= d
+
     def backward(
         self,
         compiled: CompiledPlan,
@@ -365,29 +417,12 @@ class NumpyBackend(DensePolicy):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         plan = compiled.plan
         h, sorted_w = cache
-        self._use_weights(compiled, sorted_w)  # the gradient of *that* forward pass
         g = np.empty_like(h)  # empty + fill reuses freed pages; zeros (calloc) faults fresh ones
         g.fill(0)
         g[compiled.outputs] = grad_out.T  # distinct positions into zeros: a plain add
         grad_sorted_w = np.empty(plan.num_edges, dtype=h.dtype)
         custom_edge_grads = type(self).edge_grads is not NumpyBackend.edge_grads
-        fast = _fast_path(compiled, g)
-        for lv in range(len(compiled.levels) - 1, -1, -1):
-            k = compiled.levels[lv]
-            delta = g[k.start : k.stop]  # becomes dL/dz of this level, in place
-            for grp in k.groups:
-                if grp.rows is None:
-                    d = self.activation_grad(grp.activation, h[k.start : k.stop])
-                    if d is not None:
-                        delta *= d
-                else:
-                    d = self.activation_grad(grp.activation, h[k.start : k.stop][grp.rows])
-                    if d is not None:
-                        delta[grp.rows] *= d
-            if k.transpose is not None:
-                _spmm_add(k.transpose, delta, g[: k.start], fast)
-            elif k.dense is not None:
-                self.dense_backward(k, compiled.dense_weights[lv], delta, g)
+        self._reverse_sweep(compiled, h, g, sorted_w)  # the gradient of *that* forward pass
         # ``g`` now holds dL/dz of every node, so the weight gradients need no level order.
         if (
             compiled.edge_dst is not None
@@ -494,19 +529,9 @@ class NumpyBackend(DensePolicy):
         :meth:`backward` without the weight gradients."""
         plan = compiled.plan
         h, sorted_w = cache
-        self._use_weights(compiled, sorted_w)
         g = np.zeros_like(h)
         g[plan.output_positions] = grad_out.T
-        fast = _fast_path(compiled, g)
-        for k in reversed(compiled.levels):
-            delta = g[k.start : k.stop]
-            for grp in k.groups:
-                rows = slice(None) if grp.rows is None else grp.rows
-                d = self.activation_grad(grp.activation, h[k.start : k.stop][rows])
-                if d is not None:
-                    delta[rows] *= d
-            if k.transpose is not None:
-                _spmm_add(k.transpose, delta, g[: k.start], fast)
+        self._reverse_sweep(compiled, h, g, sorted_w)
         return g
 
     def candidate_edge_grads(
@@ -653,6 +678,37 @@ def _edge_runs(plan: ExecutionPlan, levels, src_all: np.ndarray, limit: int) -> 
             close()
     close()
     return runs
+
+
+def _schedule(plan: ExecutionPlan, levels: list[LevelKernel], limit: int) -> tuple:
+    """The fast path's order of execution: maximal runs of consecutive sparse levels with
+    at most ``limit`` edges each (levels without edges included), a larger sparse level
+    as a run of its own, ``(level, kernel)`` for a dense level."""
+    steps: list = []
+    run: list[HostLevel] = []
+
+    def close() -> None:
+        if run:
+            steps.append(host_levels.make_run(tuple(run), plan.activation))
+            run.clear()
+
+    for lv, k in enumerate(levels):
+        if k.dense is not None:
+            close()
+            steps.append((lv, k))
+            continue
+        if k.edge_stop - k.edge_start > limit:
+            close()
+        indptr = indices = None
+        if k.matrix is not None:
+            indices = k.matrix.indices
+            indptr = k.matrix.indptr.astype(indices.dtype, copy=False)
+        groups = tuple((g.activation, g.rows) for g in k.groups)
+        run.append(HostLevel(k.start, k.stop, k.edge_start, k.edge_stop, indptr, indices, groups))
+        if k.edge_stop - k.edge_start > limit:
+            close()
+    close()
+    return tuple(steps)
 
 
 def _global_edges(

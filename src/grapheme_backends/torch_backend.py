@@ -635,7 +635,8 @@ class TorchBackend(DensePolicy):
             if type(step) is HostRun:
                 if host is None:
                     host = (h.numpy(), g.numpy(), _EMPTY if values is None else values.numpy())
-                host_levels.reverse_run(step, *host)
+                hn, gn, vn = host
+                host_levels.reverse_run(step, host_levels.run_derivative(step, hn), gn, vn)
                 continue
             lv = step
             delta = g[lv.start : lv.stop]  # becomes dL/dz of this level, in place
@@ -846,25 +847,10 @@ def _csr_fields(lay: _EntryLayout, lo: int, hi: int, k0: int, k1: int, idx) -> d
 
 
 def _host_run(plan: ExecutionPlan, run: tuple[HostLevel, ...], lay: _EntryLayout) -> HostRun:
-    """A :class:`HostRun` of consecutive host levels (entries ``k0:k1`` contiguous)."""
-    start, stop = run[0].start, run[-1].stop
+    """A :class:`HostRun` of consecutive host levels, with its entries' endpoints."""
     k0, k1 = run[0].k0, run[-1].k1
-    codes = plan.activation[start:stop]
-    present = np.unique(codes)
-    if present.shape[0] == 1:
-        parts = ((Activation(int(present[0])), None),)
-    else:
-        parts = tuple((Activation(int(c)), np.flatnonzero(codes == c)) for c in present)
-    return HostRun(
-        levels=run,
-        start=start,
-        stop=stop,
-        k0=k0,
-        k1=k1,
-        act_parts=parts,
-        dst=lay.entry_dst[k0:k1].astype(np.intp),
-        src=lay.entry_src[k0:k1].astype(np.intp),
-    )
+    dst = lay.entry_dst[k0:k1].astype(np.intp)
+    return host_levels.make_run(run, plan.activation, dst, lay.entry_src[k0:k1].astype(np.intp))
 
 
 def _rows(state: torch.Tensor, rng: tuple[int, int] | None, index: torch.Tensor) -> torch.Tensor:
