@@ -13,8 +13,8 @@ thousand edges). CUDA never takes this path.
 
 A :class:`HostRun` is a maximal run of consecutive such levels (levels without edges
 included). Forward and the reverse sweep still go level by level (each level reads the
-ones before it), but the activation derivatives of the whole run are computed in one
-pass before its reverse sweep, and the weight gradients of every run in one chunked pass
+ones before it), but the activation derivatives of consecutive levels are computed
+in blocks (:data:`DERIVATIVE_BLOCK`), and the weight gradients of every run in one chunked pass
 after it (``dW_e = dL/dz[dst_e] . h[src_e]``, gathered in cache-sized chunks), instead of
 one call per level.
 """
@@ -54,14 +54,18 @@ class HostLevel:
     indices: np.ndarray | None
     groups: tuple[tuple[Activation, np.ndarray | None], ...]
 
+    @property
+    def act(self) -> Activation | None:
+        """The level's one activation (``None`` when its rows mix several)."""
+        return self.groups[0][0] if len(self.groups) == 1 else None
+
 
 @attrs.frozen(eq=False)
 class HostRun:
     """Consecutive host levels covering positions ``start:stop`` and entries ``k0:k1``.
 
-    ``act_parts`` give the activation of every position of the run (``rows`` relative to
-    ``start``, ``None`` = all of them); ``dst``/``src`` the destination and source
-    position of each entry, for the fused weight-gradient pass.
+    ``dst``/``src`` are the destination and source position of each entry, for the fused
+    weight-gradient pass.
     """
 
     levels: tuple[HostLevel, ...]
@@ -69,27 +73,15 @@ class HostRun:
     stop: int
     k0: int
     k1: int
-    act_parts: tuple[tuple[Activation, np.ndarray | None], ...]
     dst: np.ndarray | None = None
     src: np.ndarray | None = None
 
 
 def make_run(
-    levels: tuple[HostLevel, ...],
-    activation: np.ndarray,
-    dst: np.ndarray | None = None,
-    src: np.ndarray | None = None,
+    levels: tuple[HostLevel, ...], dst: np.ndarray | None = None, src: np.ndarray | None = None
 ) -> HostRun:
-    """The :class:`HostRun` of consecutive ``levels`` (entries contiguous);
-    ``activation`` is the plan's activation code per position."""
-    start, stop = levels[0].start, levels[-1].stop
-    codes = activation[start:stop]
-    present = np.unique(codes)
-    if present.shape[0] == 1:
-        parts = ((Activation(int(present[0])), None),)
-    else:
-        parts = tuple((Activation(int(c)), np.flatnonzero(codes == c)) for c in present)
-    return HostRun(levels, start, stop, levels[0].k0, levels[-1].k1, parts, dst, src)
+    """The :class:`HostRun` of consecutive ``levels`` (entries contiguous)."""
+    return HostRun(levels, levels[0].start, levels[-1].stop, levels[0].k0, levels[-1].k1, dst, src)
 
 
 def activate(activation: Activation, z: np.ndarray) -> np.ndarray:
@@ -147,41 +139,60 @@ def forward_run(
                 block[rows] = act(code, block[rows])
 
 
-def run_derivative(
+#: the reverse sweep computes ``act'(z)`` for consecutive levels of one activation
+#: together, in blocks of at most this many values: few calls, and temporaries small
+#: enough to come from the allocator's free lists (a run-sized array would be fresh
+#: pages, page-faulted on every backward)
+DERIVATIVE_BLOCK = 1 << 14
+
+
+def reverse_run(
     run: HostRun,
     h: np.ndarray,
+    g: np.ndarray,
+    values: np.ndarray,
     grad: Callable[[Activation, np.ndarray], np.ndarray | None] = activation_grad,
-) -> np.ndarray | None:
-    """``act'(z)`` of every position of the run (``[stop - start, B]``; ``None``: all 1),
-    from ``grad(activation, h)`` (the elementwise seam), one call per activation."""
-    hr = h[run.start : run.stop]
-    if len(run.act_parts) == 1 and run.act_parts[0][1] is None:
-        return grad(run.act_parts[0][0], hr)
-    d = np.ones_like(hr)
-    for act, rows in run.act_parts:
-        part = grad(act, hr[rows])
-        if part is not None:
-            d[rows] = part
-    return d
-
-
-def reverse_run(run: HostRun, d: np.ndarray | None, g: np.ndarray, values: np.ndarray) -> None:
+) -> None:
     """The run's levels in reverse: turn ``g[level]`` (``dL/dh``) into ``dL/dz`` in place
-    (times ``d``, the run's :func:`run_derivative`) and add ``A_l^T dL/dz`` into
-    ``g[:start]``."""
+    (times ``act'(z)`` from ``grad(activation, h_block)``, the elementwise seam, called
+    once per block of consecutive levels sharing one activation) and add
+    ``A_l^T dL/dz`` into ``g[:start]``."""
     batch = g.shape[1]
     flat = g.reshape(-1)
-    base = run.start
-    for lv in reversed(run.levels):
-        delta = g[lv.start : lv.stop]
-        if d is not None:
-            delta *= d[lv.start - base : lv.stop - base]
-        if lv.indptr is not None and batch:
-            csc_matvecs(
-                lv.start, lv.stop - lv.start, batch, lv.indptr, lv.indices,
-                values[lv.k0 : lv.k1], flat[lv.start * batch : lv.stop * batch],
-                flat[: lv.start * batch],
-            )  # fmt: skip
+    levels = run.levels
+    cap = max(1, DERIVATIVE_BLOCK // max(1, batch))
+    i = len(levels)
+    while i:
+        j = i - 1
+        act, hi = levels[j].act, levels[j].stop
+        if act is not None:  # grow the block down while one activation and under the cap
+            while j and levels[j - 1].act is act and hi - levels[j - 1].start <= cap:
+                j -= 1
+        lo = levels[j].start
+        d = None  # act'(z) of the block (computed at once, applied level by level: a
+        if act is not None and act is not Activation.LINEAR:  # level's dL/dh is complete
+            d = grad(act, h[lo:hi])  # only once the levels above it are done)
+        for lv in levels[i - 1 : j - 1 if j else None : -1]:
+            delta = g[lv.start : lv.stop]
+            if d is not None:
+                delta *= d[lv.start - lo : lv.stop - lo]
+            elif act is None:  # mixed activations (a block of one level): per group
+                for code, rows in lv.groups:
+                    part = grad(
+                        code, h[lv.start : lv.stop] if rows is None else h[lv.start : lv.stop][rows]
+                    )
+                    if part is not None:
+                        if rows is None:
+                            delta *= part
+                        else:
+                            delta[rows] *= part
+            if lv.indptr is not None and batch:
+                csc_matvecs(
+                    lv.start, lv.stop - lv.start, batch, lv.indptr, lv.indices,
+                    values[lv.k0 : lv.k1], flat[lv.start * batch : lv.stop * batch],
+                    flat[: lv.start * batch],
+                )  # fmt: skip
+        i = j
 
 
 def run_edge_grads(

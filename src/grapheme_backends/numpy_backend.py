@@ -124,8 +124,9 @@ class CompiledPlan:
     edge_dst: np.ndarray | None = None  # [E] destination positions, small plans only
     dense_weights: dict[int, np.ndarray] = attrs.Factory(dict)  # level -> W_l [rows, cols]
     #: runs of consecutive small sparse levels whose weight gradients are computed together:
-    #: ``(edge_start, edge_stop, dst positions, src positions)`` (plan order)
-    edge_runs: tuple[tuple[int, int, np.ndarray, np.ndarray], ...] = ()
+    #: one :class:`LevelKernel` spanning the run's nodes and edges, for one
+    #: :meth:`NumpyBackend.level_edge_grads` call per run
+    edge_runs: tuple[LevelKernel, ...] = ()
     run_levels: frozenset[int] = frozenset()  # the levels those runs cover
     #: the forward order of execution on the fast path: runs of consecutive sparse levels
     #: (:class:`~grapheme_backends.host_levels.HostRun`, levels with more than
@@ -249,7 +250,7 @@ class NumpyBackend(DensePolicy):
                     dense=dense,
                 )
             )
-        runs = _edge_runs(plan, levels, src_all, self.small_level_edges)
+        runs = _edge_runs(plan, levels, src_all, self.small_level_edges, self.min_block_edges)
         schedule = _schedule(plan, levels, self.small_level_edges)
         return CompiledPlan(
             plan,
@@ -379,8 +380,7 @@ class NumpyBackend(DensePolicy):
         if fast:
             for step in reversed(compiled.schedule):
                 if type(step) is HostRun:
-                    d = host_levels.run_derivative(step, h, self.activation_grad)
-                    host_levels.reverse_run(step, d, g, sorted_w)
+                    host_levels.reverse_run(step, h, g, sorted_w, self.activation_grad)
                 else:
                     lv, k = step
                     self._level_derivative(k, h, g)
@@ -432,13 +432,10 @@ class NumpyBackend(DensePolicy):
             dz, hs = g.take(compiled.edge_dst, axis=0), h.take(compiled.edge_src, axis=0)
             np.einsum("eb,eb->e", dz, hs, out=grad_sorted_w)
         else:
-            if not custom_edge_grads:
-                chunk = max(1, self.edge_chunk_elements // max(1, g.shape[1]))
-                for e0, e1, dst, src in compiled.edge_runs:
-                    for a in range(0, e1 - e0, chunk):
-                        b = min(e1 - e0, a + chunk)
-                        dz, hs = g.take(dst[a:b], axis=0), h.take(src[a:b], axis=0)
-                        np.einsum("eb,eb->e", dz, hs, out=grad_sorted_w[e0 + a : e0 + b])
+            if not custom_edge_grads:  # a run of small levels: one call, as one level
+                for k in compiled.edge_runs:
+                    out = grad_sorted_w[k.edge_start : k.edge_stop]
+                    self.level_edge_grads(k, g[k.start : k.stop], h, out)
             for lv, k in enumerate(compiled.levels):
                 if k.edge_stop == k.edge_start:
                     continue
@@ -652,20 +649,30 @@ def _transpose_sharing(a: sp.csr_matrix) -> sp.csc_matrix:
     return at
 
 
-def _edge_runs(plan: ExecutionPlan, levels, src_all: np.ndarray, limit: int) -> list:
+def _edge_runs(
+    plan: ExecutionPlan, levels, src_all: np.ndarray, limit: int, min_block_edges: int
+) -> list:
     """Maximal runs of at least two consecutive sparse levels with edges, each with at
-    most ``limit`` edges: ``((e0, e1, dst positions, src positions), level indices)``."""
+    most ``limit`` edges: ``(kernel, level indices)``, the kernel spanning the run as if
+    it were one level (positions ``start:stop``, edges ``edge_start:edge_stop``, rows
+    relative to ``start``), which is all :meth:`NumpyBackend.level_edge_grads` needs."""
     runs, current = [], []
 
     def close() -> None:
         if len(current) >= 2:
-            e0, e1 = levels[current[0]].edge_start, levels[current[-1]].edge_stop
-            level_start = np.repeat(
-                plan.level_offsets[current[0] : current[-1] + 1],
-                np.diff(plan.edge_offsets[current[0] : current[-1] + 2]),
-            )
-            dst = (level_start + plan.edge_row[e0:e1]).astype(np.intp)
-            runs.append(((e0, e1, dst, src_all[e0:e1]), tuple(current)))
+            first, last = levels[current[0]], levels[current[-1]]
+            e0, e1 = first.edge_start, last.edge_stop
+            lo, hi = first.start, last.stop
+            indptr = plan.indptr[lo : hi + 1] - plan.indptr[lo]
+            src = src_all[e0:e1]
+            dst = np.repeat(np.arange(hi - lo, dtype=np.intp), np.diff(indptr))
+            blocks, rest = _edge_blocks(indptr, src, min_block_edges)
+            kernel = LevelKernel(
+                start=lo, stop=hi, edge_start=e0, edge_stop=e1, groups=(), matrix=None,
+                transpose=None, indptr=indptr, src=src, edge_rows=dst, blocks=blocks,
+                rest_slots=rest, rest_rows=dst[rest], rest_src=src[rest],
+            )  # fmt: skip
+            runs.append((kernel, tuple(current)))
         current.clear()
 
     for lv, k in enumerate(levels):
@@ -689,7 +696,7 @@ def _schedule(plan: ExecutionPlan, levels: list[LevelKernel], limit: int) -> tup
 
     def close() -> None:
         if run:
-            steps.append(host_levels.make_run(tuple(run), plan.activation))
+            steps.append(host_levels.make_run(tuple(run)))
             run.clear()
 
     for lv, k in enumerate(levels):

@@ -635,8 +635,7 @@ class TorchBackend(DensePolicy):
             if type(step) is HostRun:
                 if host is None:
                     host = (h.numpy(), g.numpy(), _EMPTY if values is None else values.numpy())
-                hn, gn, vn = host
-                host_levels.reverse_run(step, host_levels.run_derivative(step, hn), gn, vn)
+                host_levels.reverse_run(step, *host)
                 continue
             lv = step
             delta = g[lv.start : lv.stop]  # becomes dL/dz of this level, in place
@@ -850,7 +849,7 @@ def _host_run(plan: ExecutionPlan, run: tuple[HostLevel, ...], lay: _EntryLayout
     """A :class:`HostRun` of consecutive host levels, with its entries' endpoints."""
     k0, k1 = run[0].k0, run[-1].k1
     dst = lay.entry_dst[k0:k1].astype(np.intp)
-    return host_levels.make_run(run, plan.activation, dst, lay.entry_src[k0:k1].astype(np.intp))
+    return host_levels.make_run(run, dst, lay.entry_src[k0:k1].astype(np.intp))
 
 
 def _rows(state: torch.Tensor, rng: tuple[int, int] | None, index: torch.Tensor) -> torch.Tensor:
