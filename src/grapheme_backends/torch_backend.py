@@ -767,42 +767,69 @@ def _entry_layout(
     dense: list[DenseLayout | None],
 ) -> _EntryLayout:
     """Vectorized over all edges: the merge of the csr levels' multi-edges is one radix
-    sort by (destination, source), whatever the number of levels."""
+    sort by (destination, source), whatever the number of levels (none at all when every
+    row already lists distinct sources in ascending order)."""
     n_levels, n = plan.num_levels, plan.num_nodes
-    src, order = plan.edge_src.astype(np.int64), plan.edge_order
+    src, order = np.asarray(plan.edge_src, dtype=np.int64), plan.edge_order
+    dst = np.repeat(np.arange(n, dtype=np.int64), np.diff(plan.indptr))  # plan order: by dst
     edge_level = np.repeat(np.arange(n_levels), level_edges)
-    dst = plan.level_offsets[edge_level] + plan.edge_row
     edge_entry = np.empty(plan.num_edges, dtype=np.int64)
     sparse = ~is_dense & (level_edges > 0)
     count = np.where(sparse, level_edges, 0)
-    m_edges = np.flatnonzero(merged[edge_level])
-    if m_edges.size:  # sort by source, then (stably) by destination: (dst, src) order
-        by_src = stable_argsort(src[m_edges], n)
-        se = m_edges[by_src[stable_argsort(dst[m_edges[by_src]], n)]]
-        new = np.ones(se.shape[0], dtype=bool)
-        new[1:] = (dst[se[1:]] != dst[se[:-1]]) | (src[se[1:]] != src[se[:-1]])
+    m_mask = merged[edge_level]
+    every = bool(m_mask.all())
+    m_edges = None if every else np.flatnonzero(m_mask)  # None: all of them
+    m_dst = dst if every else dst[m_edges]
+    m_src = src if every else src[m_edges]
+    if m_dst.shape[0]:
+        new = np.ones(m_dst.shape[0], dtype=bool)
+        np.logical_or(m_dst[1:] != m_dst[:-1], m_src[1:] > m_src[:-1], out=new[1:])
+        perm = None
+        if not new.all():  # some row is unsorted or repeats a source: sort by (dst, src)
+            perm = stable_argsort(m_src, n)
+            perm = perm[stable_argsort(m_dst[perm], n)]
+            m_dst, m_src = m_dst[perm], m_src[perm]
+            np.logical_or(m_dst[1:] != m_dst[:-1], m_src[1:] != m_src[:-1], out=new[1:])
+        se = perm if every else (m_edges if perm is None else m_edges[perm])  # sorted edges
         group = np.cumsum(new) - 1
-        reps = se[new]  # the first edge (plan order) of each merged entry
+        first = np.flatnonzero(new)  # the first edge (plan order) of each merged entry
+        reps = first if se is None else se[first]
         rep_level = edge_level[reps]
         per_level = np.bincount(rep_level, minlength=n_levels)
         count[merged] = per_level[merged]
     k_sparse = np.zeros(n_levels + 1, dtype=np.int64)
     np.cumsum(count, out=k_sparse[1:])
     num_sparse = int(k_sparse[-1])
-    rep = np.empty(num_sparse, dtype=np.int64)
+    entry_src = np.empty(num_sparse, dtype=np.int64)
+    entry_dst = np.empty(num_sparse, dtype=np.int64)
+    value_index = np.empty(num_sparse, dtype=order.dtype)
     plain = np.flatnonzero((sparse & ~merged)[edge_level])
-    lv = edge_level[plain]
-    entry = k_sparse[lv] + plain - plan.edge_offsets[lv]
-    edge_entry[plain] = entry
-    rep[entry] = plain
+    if plain.shape[0]:  # one entry per edge, plan order
+        lv = edge_level[plain]
+        entry = k_sparse[lv] + plain - plan.edge_offsets[lv]
+        edge_entry[plain] = entry
+        entry_src[entry], entry_dst[entry], value_index[entry] = (
+            src[plain],
+            dst[plain],
+            order[plain],
+        )
     dup_entry = dup_weight = np.zeros(0, dtype=np.int64)
-    if m_edges.size:
+    if m_dst.shape[0]:
         first_group = np.zeros(n_levels + 1, dtype=np.int64)
         np.cumsum(per_level, out=first_group[1:])
-        g_entry = k_sparse[rep_level] + np.arange(reps.shape[0]) - first_group[rep_level]
-        rep[g_entry] = reps
-        edge_entry[se] = g_entry[group]
-        dup_entry, dup_weight = g_entry[group[~new]], order[se[~new]]
+        shift = k_sparse - first_group  # entries of earlier non-merged levels
+        g_entry = group if not shift.any() else group + shift[edge_level[reps]][group]
+        entries = g_entry[first]
+        if se is None:
+            edge_entry[:] = g_entry
+        else:
+            edge_entry[se] = g_entry
+        entry_src[entries], entry_dst[entries] = m_src[first], m_dst[first]
+        value_index[entries] = order[reps]
+        if first.shape[0] < new.shape[0]:
+            extra = ~new
+            dup_entry = g_entry[extra]
+            dup_weight = order[np.flatnonzero(extra) if se is None else se[extra]]
     k0, k1 = k_sparse[:-1].copy(), k_sparse[1:].copy()
     at = num_sparse
     for level in np.flatnonzero(is_dense).tolist():
@@ -810,16 +837,15 @@ def _entry_layout(
         k0[level], k1[level] = at, at + d.rows * d.n_cols
         edge_entry[plan.level_edges(level)] = at + d.cells
         at = int(k1[level])
-    entry_dst = dst[rep]
     return _EntryLayout(
         k0=k0,
         k1=k1,
         num_entries=at,
         edge_entry=edge_entry,
-        entry_src=src[rep],
+        entry_src=entry_src,
         entry_dst=entry_dst,
-        entry_row=plan.edge_row[rep].astype(np.int64),
-        value_index=order[rep],
+        entry_row=entry_dst - np.repeat(plan.level_offsets[:-1], count),
+        value_index=value_index,
         dup_entry=dup_entry,
         dup_weight_index=dup_weight,
     )
