@@ -517,8 +517,7 @@ def test_optimizer_kernels_match_numpy(dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_training_steps_match_numpy(kernels, optimizer, dtype):
     models = [
-        random_dag(b, dtype, 11, optimizer=optimizer)
-        for b in (make_backend(kernels), "numpy")
+        random_dag(b, dtype, 11, optimizer=optimizer) for b in (make_backend(kernels), "numpy")
     ]
     rng = np.random.default_rng(12)
     for _ in range(4):
