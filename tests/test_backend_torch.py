@@ -48,9 +48,7 @@ def kernels(request) -> str:
 def make_backend(kernels: str) -> TorchBackend:
     """The backend for one ``KERNELS`` variant."""
     if kernels == "csr-torch":
-        backend = TorchBackend(kernels="csr")
-        backend.host_level_edges = 0
-        return backend
+        return get_backend("torch", kernels="csr", host_level_edges=0)
     return TorchBackend(kernels=kernels)
 
 
@@ -395,6 +393,9 @@ def test_bad_options():
         TorchBackend(kernels="dense")
     with pytest.raises(ValueError, match="num_threads"):
         TorchBackend(num_threads=0)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="host_level_edges"):
+            TorchBackend(host_level_edges=bad)
     with pytest.raises(ValueError, match="rejected options"):
         get_backend("torch", colour="blue")
 

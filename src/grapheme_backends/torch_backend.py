@@ -256,11 +256,23 @@ class TorchBackend(DensePolicy):
         device: str | torch.device = "cpu",
         num_threads: int | None = None,
         kernels: str = "csr",
+        host_level_edges: int | None = None,
     ) -> None:
         self.device = resolve_device(device)
         if kernels not in _KERNELS:
             raise ValueError(f"kernels must be one of {', '.join(_KERNELS)}; got {kernels!r}")
         self.kernels = kernels
+        if host_level_edges is not None:
+            if (
+                isinstance(host_level_edges, bool)
+                or int(host_level_edges) != host_level_edges
+                or host_level_edges < 0
+            ):
+                raise ValueError(
+                    f"host_level_edges must be an integer >= 0 (0: no level on the host), "
+                    f"got {host_level_edges!r}"
+                )
+            self.host_level_edges = int(host_level_edges)
         if num_threads is not None:
             if isinstance(num_threads, bool) or int(num_threads) != num_threads or num_threads < 1:
                 raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
