@@ -9,12 +9,19 @@ plan's topological order, so each level is a contiguous block):
   weight gradient ``dW_e = delta[dst_e] . H[src_e]`` (a sampled dense-dense product),
   computed in cache-sized edge chunks so no ``E x B`` array is ever materialised.
 
-All level matrices are views of one plan-ordered weight array, so loading the weights is
-a single gather; the sparse products call SciPy's own ``csr_matvecs``/``csc_matvecs``
-kernels to accumulate in place (falling back to ``A @ X``). The weight gradient batches
-rows of equal in-degree: their source rows are gathered once as ``[n, k, B]`` and
-multiplied by ``delta`` as ``[n, B, 1]``. See ``docs/performance.md`` for what limits each
-kernel.
+Loading the weights is a single gather into plan (destination) order. On the fast path
+(SciPy exposes ``csr_matvecs``/``csc_matvecs``, the kernels behind its own ``csr @
+dense``, and the state is C-contiguous) the level loop is
+:mod:`grapheme_backends.host_levels`: each sparse level is one kernel call on slices of
+the plan-ordered weights and of the state, accumulating in place (no matrix objects, no
+temporaries); consecutive levels of one activation get ``act'(z)`` from one
+:meth:`activation_grad` call per block of levels. Without those kernels the per-level
+SciPy CSR matrices (views of :attr:`CompiledPlan.sorted_weight`) do ``A @ X``. The
+weight gradient batches rows of equal in-degree: their source rows are gathered once as
+``[n, k, B]`` and multiplied by ``delta`` as ``[n, B, 1]``; a run of consecutive small
+levels (at most ``small_level_edges`` edges each, a deep graph) is handed to
+:meth:`level_edge_grads` as one kernel spanning the run, so its weight gradients cost
+one call, not one per level. See ``docs/performance.md`` for what limits each kernel.
 
 **Dense blocks.** A level dense enough (see :mod:`grapheme_core.dense`) runs as dense
 matrix products instead: ``H[level] += W_l @ H[cols]`` forward, ``G[cols] += W_l^T @
@@ -28,9 +35,10 @@ override it to change the policy, or return ``None`` to stay sparse);
 :meth:`NumpyBackend.dense_edge_grads` are the three kernels.
 
 Subclass and override any method; :meth:`activate` and :meth:`activation_grad` are the
-elementwise seams, :meth:`level_edge_grads` (batched) and :meth:`edge_grads` (generic;
-if a subclass overrides it, :meth:`backward` calls it per level, dense levels included)
-the weight-gradient kernels.
+elementwise seams (called on blocks of rows: one level, or consecutive levels of one
+activation), :meth:`level_edge_grads` (batched; called per large level and once per
+run of small levels) and :meth:`edge_grads` (generic; if a subclass overrides it,
+:meth:`backward` calls it per level, dense levels included) the weight-gradient kernels.
 """
 
 from __future__ import annotations
@@ -480,7 +488,9 @@ class NumpyBackend(DensePolicy):
         self, kernel: LevelKernel, delta: np.ndarray, h: np.ndarray, out: np.ndarray
     ) -> None:
         """Weight gradients of one level's edges into ``out`` (plan order within the level):
-        ``out[e] = delta[row_e] . h[src_e]``, the sampled dense-dense product.
+        ``out[e] = delta[row_e] . h[src_e]``, the sampled dense-dense product. ``kernel``
+        may span a run of consecutive small levels (:attr:`CompiledPlan.edge_runs`): its
+        ``start:stop`` and rows then cover those levels, ``delta`` is their ``dL/dz``.
 
         Rows of equal in-degree ``k`` form blocks: for a chunk of ``n`` such rows the source
         rows are gathered once into ``[n, k, B]`` and multiplied by ``delta[rows]`` as
