@@ -243,12 +243,19 @@ def _mixed_chain(backend, length: int = 40, seed: int = 2) -> DagNN:
 @pytest.mark.parametrize("name", ["numpy", "torch"])
 @pytest.mark.parametrize("block", [4, 1 << 14])
 def test_host_runs_match_the_oracle(name, block, monkeypatch):
-    """Small derivative blocks (several per run) and one block per run give the
-    oracle's gradients; the torch plan really runs its levels on the host."""
+    """Small derivative blocks (several per run, with tiny weight-gradient chunks so the
+    batched blocks of equal in-degree run too) and one block per run give the oracle's
+    gradients; the torch plan really runs its levels on the host."""
     from grapheme_backends import host_levels
 
     monkeypatch.setattr(host_levels, "DERIVATIVE_BLOCK", block)
-    dag = _mixed_chain(NumpyBackend() if name == "numpy" else _torch_backend())
+    backend = NumpyBackend() if name == "numpy" else _torch_backend()
+    if block == 4:
+        if name == "numpy":
+            backend.edge_chunk_elements, backend.min_block_edges = 8, 2
+        else:
+            backend.host_chunk_elements, backend.host_min_block_edges = 8, 2
+    dag = _mixed_chain(backend)
     schedule = dag._compiled_plan().schedule
     assert any(isinstance(s, host_levels.HostRun) for s in schedule)
     rng = np.random.default_rng(6)

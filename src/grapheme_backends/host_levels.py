@@ -15,13 +15,14 @@ A :class:`HostRun` is a maximal run of consecutive such levels (levels without e
 included). Forward and the reverse sweep still go level by level (each level reads the
 ones before it), but the activation derivatives of consecutive levels are computed
 in blocks (:data:`DERIVATIVE_BLOCK`), and the weight gradients of every run in one chunked pass
-after it (``dW_e = dL/dz[dst_e] . h[src_e]``, gathered in cache-sized chunks), instead of
-one call per level.
+after it (``dW_e = dL/dz[dst_e] . h[src_e]``, rows of equal in-degree batched as in the
+reference backend: :func:`grouped_edge_grads`), instead of one call per level.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import numpy as np
@@ -64,8 +65,8 @@ class HostLevel:
 class HostRun:
     """Consecutive host levels covering positions ``start:stop`` and entries ``k0:k1``.
 
-    ``dst``/``src`` are the destination and source position of each entry, for the fused
-    weight-gradient pass.
+    ``grads`` holds the run's edges grouped for :func:`grouped_edge_grads` (the fused
+    weight-gradient pass; rows relative to ``start``), when the backend uses it.
     """
 
     levels: tuple[HostLevel, ...]
@@ -73,15 +74,12 @@ class HostRun:
     stop: int
     k0: int
     k1: int
-    dst: np.ndarray | None = None
-    src: np.ndarray | None = None
+    grads: EdgeGroups | None = None
 
 
-def make_run(
-    levels: tuple[HostLevel, ...], dst: np.ndarray | None = None, src: np.ndarray | None = None
-) -> HostRun:
+def make_run(levels: tuple[HostLevel, ...], grads: EdgeGroups | None = None) -> HostRun:
     """The :class:`HostRun` of consecutive ``levels`` (entries contiguous)."""
-    return HostRun(levels, levels[0].start, levels[-1].stop, levels[0].k0, levels[-1].k1, dst, src)
+    return HostRun(levels, levels[0].start, levels[-1].stop, levels[0].k0, levels[-1].k1, grads)
 
 
 def activate(activation: Activation, z: np.ndarray) -> np.ndarray:
@@ -198,12 +196,128 @@ def reverse_run(
 def run_edge_grads(
     run: HostRun, h: np.ndarray, g: np.ndarray, out: np.ndarray, chunk_elements: int
 ) -> None:
-    """``out[k] = g[dst_k] . h[src_k]`` for the run's entries (``out`` is the run's slice
-    of the entry gradients), in chunks of ``chunk_elements // B`` entries so the gathered
-    rows stay in cache."""
-    chunk = max(1, chunk_elements // max(1, h.shape[1]))
-    n = run.k1 - run.k0
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        dz, hs = g.take(run.dst[a:b], axis=0), h.take(run.src[a:b], axis=0)
-        np.einsum("eb,eb->e", dz, hs, out=out[a:b])
+    """The weight gradients of the run's entries into ``out`` (the run's slice of the
+    entry gradients), after the reverse sweep: :func:`grouped_edge_grads` over the whole
+    run at once."""
+    grouped_edge_grads(run.grads, g[run.start : run.stop], h, out, chunk_elements)
+
+
+@attrs.frozen(eq=False)
+class EdgeBlock:
+    """Rows of one level that share an in-degree ``k``, for the weight-gradient kernel.
+
+    ``rows`` are level-relative destination rows (``[n]``, ascending), ``src`` the source
+    positions of their edges (``[n, k]``, row-major: the ``k`` edges of each row together)
+    and ``slots`` where each edge's gradient goes in the level's slice of the plan-ordered
+    gradient vector (``[n, k]``). ``contiguous`` means the rows are consecutive, so their
+    edges are consecutive too and ``slots`` is ``None`` (results are written in place).
+    """
+
+    degree: int
+    rows: np.ndarray
+    src: np.ndarray
+    slots: np.ndarray | None
+    contiguous: bool
+
+
+def edge_blocks(
+    indptr: np.ndarray, src: np.ndarray, min_edges: int
+) -> tuple[tuple[EdgeBlock, ...], np.ndarray]:
+    """Group a level's rows by in-degree for :func:`grouped_edge_grads`.
+
+    Returns the blocks and the level-relative slots of the edges left to the generic pass.
+    The loop runs over distinct in-degrees, never over nodes or edges.
+    """
+    deg = np.diff(indptr).astype(np.int64)
+    n_rows = deg.shape[0]
+    none = np.zeros(0, dtype=np.intp)
+    if n_rows == 0 or src.shape[0] == 0:
+        return (), none
+    if deg[0] > 0 and np.all(deg == deg[0]):  # uniform in-degree: one block, no index copies
+        k = int(deg[0])
+        rows = np.arange(n_rows, dtype=np.intp)
+        return (EdgeBlock(k, rows, src.reshape(n_rows, k), None, True),), none
+    order = np.argsort(deg, kind="stable")
+    degrees, first, counts = np.unique(deg[order], return_index=True, return_counts=True)
+    blocks = []
+    rest = []
+    for k, f, c in zip(degrees.tolist(), first.tolist(), counts.tolist(), strict=True):
+        if k == 0:
+            continue
+        rows = order[f : f + c].astype(np.intp)  # ascending (stable sort)
+        slots = indptr[rows].astype(np.intp)[:, None] + np.arange(k, dtype=np.intp)
+        if c * k < min_edges:
+            rest.append(slots.reshape(-1))
+            continue
+        contiguous = bool(rows[-1] - rows[0] == c - 1)
+        blocks.append(EdgeBlock(k, rows, src[slots], None if contiguous else slots, contiguous))
+    rest_slots = np.sort(np.concatenate(rest)) if rest else none
+    return tuple(blocks), rest_slots
+
+
+@attrs.frozen(eq=False)
+class EdgeGroups:
+    """Edges ``edge_start:edge_stop`` grouped for :func:`grouped_edge_grads`: row pointers
+    ``indptr`` relative to the first row, each edge's row and source, the blocks of equal
+    in-degree and the rest (see :func:`edge_blocks`)."""
+
+    edge_start: int
+    edge_stop: int
+    indptr: np.ndarray
+    edge_rows: np.ndarray
+    src: np.ndarray
+    blocks: tuple[EdgeBlock, ...]
+    rest_slots: np.ndarray
+    rest_rows: np.ndarray
+    rest_src: np.ndarray
+
+
+def edge_groups(indptr: np.ndarray, src: np.ndarray, min_block_edges: int) -> EdgeGroups:
+    """:class:`EdgeGroups` of the edges of consecutive rows (``indptr`` starts at 0)."""
+    rows = np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.intp), np.diff(indptr))
+    blocks, rest = edge_blocks(indptr, src, min_block_edges)
+    return EdgeGroups(0, src.shape[0], indptr, rows, src, blocks, rest, rows[rest], src[rest])
+
+
+def grouped_edge_grads(
+    kernel: Any, delta: np.ndarray, h: np.ndarray, out: np.ndarray, chunk_elements: int
+) -> None:
+    """``out[e] = delta[row_e] . h[src_e]`` for the edges of ``kernel`` (any object with
+    ``edge_start``/``edge_stop``, level-relative ``indptr``, ``edge_rows``, ``src``,
+    ``blocks`` and ``rest_*`` as made by :func:`edge_blocks`; ``delta`` is ``dL/dz`` of
+    its rows): the batched sampled dense-dense product of the reference backend.
+
+    Rows of equal in-degree ``k`` form blocks: for a chunk of ``n`` such rows the source
+    rows are gathered once into ``[n, k, B]`` and multiplied by ``delta[rows]`` as
+    ``[n, B, 1]`` (one batched matmul), so ``delta`` is never replicated per edge and no
+    temporary exceeds ``chunk_elements`` values (it stays in cache).
+    """
+    batch = h.shape[1]
+    chunk_edges = max(1, chunk_elements // max(1, batch))
+    if kernel.edge_stop - kernel.edge_start <= chunk_edges:  # small: one generic pass
+        dz, hs = delta.take(kernel.edge_rows, axis=0), h.take(kernel.src, axis=0)
+        np.einsum("eb,eb->e", dz, hs, out=out)
+        return
+    for blk in kernel.blocks:
+        per = max(1, chunk_edges // blk.degree)
+        n = blk.rows.shape[0]
+        for r0 in range(0, n, per):
+            r1 = min(n, r0 + per)
+            src = blk.src[r0:r1].reshape(-1)
+            gathered = h.take(src, axis=0).reshape(r1 - r0, blk.degree, batch)
+            if blk.contiguous:
+                first = int(blk.rows[r0])
+                e0 = int(kernel.indptr[first])
+                target = out[e0 : e0 + src.shape[0]].reshape(r1 - r0, blk.degree, 1)
+                np.matmul(gathered, delta[first : first + (r1 - r0), :, None], out=target)
+            else:
+                d = delta.take(blk.rows[r0:r1], axis=0)[:, :, None]
+                out[blk.slots[r0:r1].reshape(-1)] = np.matmul(gathered, d).reshape(-1)
+    rest = kernel.rest_slots
+    for e0 in range(0, rest.shape[0], chunk_edges):
+        e1 = e0 + chunk_edges
+        out[rest[e0:e1]] = np.einsum(
+            "eb,eb->e",
+            delta.take(kernel.rest_rows[e0:e1], axis=0),
+            h.take(kernel.rest_src[e0:e1], axis=0),
+        )

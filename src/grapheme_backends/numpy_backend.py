@@ -50,7 +50,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from grapheme_backends import host_levels
-from grapheme_backends.host_levels import HostLevel, HostRun
+from grapheme_backends.host_levels import EdgeBlock, HostLevel, HostRun
 from grapheme_core.backend import API_VERSION
 from grapheme_core.dense import DenseLayout, DensePolicy
 from grapheme_core.plan import ActivationGroup, ExecutionPlan
@@ -65,24 +65,6 @@ try:  # the kernels behind SciPy's own ``csr @ dense``; used to accumulate in pl
     _csc_matvecs = _sparsetools.csc_matvecs
 except (ImportError, AttributeError):  # pragma: no cover - other SciPy layouts
     _csr_matvecs = _csc_matvecs = None
-
-
-@attrs.frozen(eq=False)
-class EdgeBlock:
-    """Rows of one level that share an in-degree ``k``, for the weight-gradient kernel.
-
-    ``rows`` are level-relative destination rows (``[n]``, ascending), ``src`` the source
-    positions of their edges (``[n, k]``, row-major: the ``k`` edges of each row together)
-    and ``slots`` where each edge's gradient goes in the level's slice of the plan-ordered
-    gradient vector (``[n, k]``). ``contiguous`` means the rows are consecutive, so their
-    edges are consecutive too and ``slots`` is ``None`` (results are written in place).
-    """
-
-    degree: int
-    rows: np.ndarray
-    src: np.ndarray
-    slots: np.ndarray | None
-    contiguous: bool
 
 
 @attrs.frozen(eq=False)
@@ -238,7 +220,7 @@ class NumpyBackend(DensePolicy):
                 matrix.data = sorted_weight[edges]  # SciPy copies small views: share again
                 transpose = _transpose_sharing(matrix)
             if dense is None:
-                blocks, rest = _edge_blocks(indptr, src, self.min_block_edges)
+                blocks, rest = host_levels.edge_blocks(indptr, src, self.min_block_edges)
             levels.append(
                 LevelKernel(
                     start=nodes.start,
@@ -497,35 +479,7 @@ class NumpyBackend(DensePolicy):
         ``[n, B, 1]`` (one batched matmul), so ``delta`` is never replicated per edge and
         no temporary exceeds ``edge_chunk_elements`` values (it stays in cache).
         """
-        batch = h.shape[1]
-        chunk_edges = max(1, self.edge_chunk_elements // max(1, batch))
-        if kernel.edge_stop - kernel.edge_start <= chunk_edges:  # small: one generic pass
-            dz, hs = delta.take(kernel.edge_rows, axis=0), h.take(kernel.src, axis=0)
-            np.einsum("eb,eb->e", dz, hs, out=out)
-            return
-        for blk in kernel.blocks:
-            per = max(1, chunk_edges // blk.degree)
-            n = blk.rows.shape[0]
-            for r0 in range(0, n, per):
-                r1 = min(n, r0 + per)
-                src = blk.src[r0:r1].reshape(-1)
-                gathered = h.take(src, axis=0).reshape(r1 - r0, blk.degree, batch)
-                if blk.contiguous:
-                    first = int(blk.rows[r0])
-                    e0 = int(kernel.indptr[first])
-                    target = out[e0 : e0 + src.shape[0]].reshape(r1 - r0, blk.degree, 1)
-                    np.matmul(gathered, delta[first : first + (r1 - r0), :, None], out=target)
-                else:
-                    d = delta.take(blk.rows[r0:r1], axis=0)[:, :, None]
-                    out[blk.slots[r0:r1].reshape(-1)] = np.matmul(gathered, d).reshape(-1)
-        rest = kernel.rest_slots
-        for e0 in range(0, rest.shape[0], chunk_edges):
-            e1 = e0 + chunk_edges
-            out[rest[e0:e1]] = np.einsum(
-                "eb,eb->e",
-                delta.take(kernel.rest_rows[e0:e1], axis=0),
-                h.take(kernel.rest_src[e0:e1], axis=0),
-            )
+        host_levels.grouped_edge_grads(kernel, delta, h, out, self.edge_chunk_elements)
 
     # -- API 1.1: gradients of candidate edges -------------------------------------------
     def node_deltas(
@@ -676,7 +630,7 @@ def _edge_runs(
             indptr = plan.indptr[lo : hi + 1] - plan.indptr[lo]
             src = src_all[e0:e1]
             dst = np.repeat(np.arange(hi - lo, dtype=np.intp), np.diff(indptr))
-            blocks, rest = _edge_blocks(indptr, src, min_block_edges)
+            blocks, rest = host_levels.edge_blocks(indptr, src, min_block_edges)
             kernel = LevelKernel(
                 start=lo, stop=hi, edge_start=e0, edge_stop=e1, groups=(), matrix=None,
                 transpose=None, indptr=indptr, src=src, edge_rows=dst, blocks=blocks,
@@ -737,38 +691,3 @@ def _global_edges(
         return None, None
     level_start = np.repeat(plan.level_offsets[:-1], np.diff(plan.edge_offsets))
     return src, (level_start + plan.edge_row).astype(np.intp)
-
-
-def _edge_blocks(
-    indptr: np.ndarray, src: np.ndarray, min_edges: int
-) -> tuple[tuple[EdgeBlock, ...], np.ndarray]:
-    """Group a level's rows by in-degree for :meth:`NumpyBackend.level_edge_grads`.
-
-    Returns the blocks and the level-relative slots of the edges left to the generic pass.
-    The loop runs over distinct in-degrees, never over nodes or edges.
-    """
-    deg = np.diff(indptr).astype(np.int64)
-    n_rows = deg.shape[0]
-    none = np.zeros(0, dtype=np.intp)
-    if n_rows == 0 or src.shape[0] == 0:
-        return (), none
-    if deg[0] > 0 and np.all(deg == deg[0]):  # uniform in-degree: one block, no index copies
-        k = int(deg[0])
-        rows = np.arange(n_rows, dtype=np.intp)
-        return (EdgeBlock(k, rows, src.reshape(n_rows, k), None, True),), none
-    order = np.argsort(deg, kind="stable")
-    degrees, first, counts = np.unique(deg[order], return_index=True, return_counts=True)
-    blocks = []
-    rest = []
-    for k, f, c in zip(degrees.tolist(), first.tolist(), counts.tolist(), strict=True):
-        if k == 0:
-            continue
-        rows = order[f : f + c].astype(np.intp)  # ascending (stable sort)
-        slots = indptr[rows].astype(np.intp)[:, None] + np.arange(k, dtype=np.intp)
-        if c * k < min_edges:
-            rest.append(slots.reshape(-1))
-            continue
-        contiguous = bool(rows[-1] - rows[0] == c - 1)
-        blocks.append(EdgeBlock(k, rows, src[slots], None if contiguous else slots, contiguous))
-    rest_slots = np.sort(np.concatenate(rest)) if rest else none
-    return tuple(blocks), rest_slots

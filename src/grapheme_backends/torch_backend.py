@@ -51,7 +51,7 @@ microseconds, and torch's own kernels win above a few thousand edges. CUDA devic
 **Dense blocks** (either ``kernels`` setting): a level dense enough (the policy of
 :class:`grapheme_core.dense.DensePolicy`, as in the NumPy reference) runs as
 ``H[l].addmm_(W_l, H[cols])`` forward and ``G[cols].addmm_(W_l^T, delta)``,
-``dL/dW_l = delta @ H[cols]^T`` backward; ``W_l`` is a copy of a contiguous slice of the
+``dL/dW_l = delta @ H[cols]^T`` backward; ``W_l`` is a view of a contiguous slice of the
 weight vector when the layer was added row by row, else one scatter. The forward cache
 keeps ``W_l`` (2-D) in its ``dense`` mapping, by level.
 
@@ -378,6 +378,8 @@ class TorchBackend(DensePolicy):
     host_level_edges = 4096
     #: entries per chunk of the host levels' fused weight-gradient pass (``// batch``)
     host_chunk_elements = 1 << 16
+    #: in that pass, rows of equal in-degree are batched from this many edges per group
+    host_min_block_edges = 1024
 
     def _host_limit(self) -> int:
         """Edges up to which a sparse level runs on the host; 0 where none may."""
@@ -424,7 +426,7 @@ class TorchBackend(DensePolicy):
 
         def close_run() -> None:
             if run:
-                schedule.append(_host_run(plan, tuple(run), lay))
+                schedule.append(_host_run(plan, tuple(run), lay, self.host_min_block_edges))
                 run.clear()
 
         for lv in range(n_levels):
@@ -898,11 +900,13 @@ def _csr_fields(lay: _EntryLayout, lo: int, hi: int, k0: int, k1: int, idx) -> d
     }
 
 
-def _host_run(plan: ExecutionPlan, run: tuple[HostLevel, ...], lay: _EntryLayout) -> HostRun:
-    """A :class:`HostRun` of consecutive host levels, with its entries' endpoints."""
-    k0, k1 = run[0].k0, run[-1].k1
-    dst = lay.entry_dst[k0:k1].astype(np.intp)
-    return host_levels.make_run(run, dst, lay.entry_src[k0:k1].astype(np.intp))
+def _host_run(plan: ExecutionPlan, run: tuple[HostLevel, ...], lay: _EntryLayout, min_block: int):
+    """A :class:`HostRun` of consecutive host levels, its edges grouped for the fused
+    weight-gradient pass (a host level's entries are its edges, plan order)."""
+    lo, hi = run[0].start, run[-1].stop
+    indptr = plan.indptr[lo : hi + 1] - plan.indptr[lo]
+    src = lay.entry_src[run[0].k0 : run[-1].k1].astype(np.intp)
+    return host_levels.make_run(run, host_levels.edge_groups(indptr, src, min_block))
 
 
 def _rows(state: torch.Tensor, rng: tuple[int, int] | None, index: torch.Tensor) -> torch.Tensor:
