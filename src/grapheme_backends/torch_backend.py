@@ -417,7 +417,10 @@ class TorchBackend(DensePolicy):
         index_dtype = np.int32 if max(plan.num_nodes, plan.num_edges) < 2**31 - 1 else np.int64
         torch_sparse = ~is_dense & ~is_host & (level_edges > 0)
         src_t = idx(lay.entry_src) if torch_sparse.any() else None
-        row_t = idx(lay.entry_row) if torch_sparse.any() and self.kernels == "index_add" else None
+        row_t = None
+        if torch_sparse.any() and self.kernels == "index_add":  # rows within their level
+            count = (lay.k1 - lay.k0) * ~is_dense
+            row_t = idx(lay.entry_dst - np.repeat(plan.level_offsets[:-1], count))
         zero_t = torch.zeros(num_sparse, dtype=dt, device=dev) if merged.any() else None
         host_src = lay.entry_src.astype(index_dtype) if is_host.any() else None
         levels: list[_Level] = []
@@ -782,7 +785,6 @@ class _EntryLayout:
     edge_entry: np.ndarray  # [E] plan-ordered edge -> its entry
     entry_src: np.ndarray  # [S] source position
     entry_dst: np.ndarray  # [S] destination position
-    entry_row: np.ndarray  # [S] destination row within its level
     value_index: np.ndarray  # [S]
     dup_entry: np.ndarray
     dup_weight_index: np.ndarray
@@ -805,9 +807,8 @@ def _entry_layout(
     edge_entry = np.empty(plan.num_edges, dtype=np.int64)
     sparse = ~is_dense & (level_edges > 0)
     count = np.where(sparse, level_edges, 0)
-    m_mask = merged[edge_level]
-    every = bool(m_mask.all())
-    m_edges = None if every else np.flatnonzero(m_mask)  # None: all of them
+    every = bool(merged[level_edges > 0].all())  # every edge in a merged (csr) level
+    m_edges = None if every else np.flatnonzero(merged[edge_level])  # None: all of them
     m_dst = dst if every else dst[m_edges]
     m_src = src if every else src[m_edges]
     if m_dst.shape[0]:
@@ -823,8 +824,12 @@ def _entry_layout(
         group = np.cumsum(new) - 1
         first = np.flatnonzero(new)  # the first edge (plan order) of each merged entry
         reps = first if se is None else se[first]
-        rep_level = edge_level[reps]
-        per_level = np.bincount(rep_level, minlength=n_levels)
+        if every:  # sorted edges keep level order: count entries at the level boundaries
+            last = plan.edge_offsets[1:] - 1  # each level's last edge (-1: none before)
+            through = np.where(last >= 0, group[np.maximum(last, 0)] + 1, 0)
+            per_level = np.diff(through, prepend=0)
+        else:
+            per_level = np.bincount(edge_level[reps], minlength=n_levels)
         count[merged] = per_level[merged]
     k_sparse = np.zeros(n_levels + 1, dtype=np.int64)
     np.cumsum(count, out=k_sparse[1:])
@@ -848,6 +853,7 @@ def _entry_layout(
         np.cumsum(per_level, out=first_group[1:])
         shift = k_sparse - first_group  # entries of earlier non-merged levels
         g_entry = group if not shift.any() else group + shift[edge_level[reps]][group]
+        del edge_level
         entries = g_entry[first]
         if se is None:
             edge_entry[:] = g_entry
@@ -873,7 +879,6 @@ def _entry_layout(
         edge_entry=edge_entry,
         entry_src=entry_src,
         entry_dst=entry_dst,
-        entry_row=entry_dst - np.repeat(plan.level_offsets[:-1], count),
         value_index=value_index,
         dup_entry=dup_entry,
         dup_weight_index=dup_weight,
@@ -885,7 +890,7 @@ def _csr_fields(lay: _EntryLayout, lo: int, hi: int, k0: int, k1: int, idx) -> d
     ``0:lo``), whose entries are the level's sorted by source (radix sort, stable, so
     the rows stay ascending within a source)."""
     rows = hi - lo
-    e_row = lay.entry_row[k0:k1]
+    e_row = lay.entry_dst[k0:k1] - lo
     e_col = lay.entry_src[k0:k1]
     crow = np.zeros(rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(e_row, minlength=rows), out=crow[1:])
