@@ -16,7 +16,7 @@ is created, so float32 results do not depend on the GPU generation.
 Kernels work like the NumPy reference, level by level on a node-major state ``H``
 ``[N, B]`` whose rows follow the plan's topological positions. :meth:`TorchBackend.compile`
 turns a plan into index tensors on the device once, vectorized over all levels (one
-radix sort merges the multi-edges of every csr level; a level's tensors are views of
+sort merges the multi-edges of every csr level; a level's tensors are views of
 plan-wide ones), so a 10,000-level plan compiles in well under a second and a 1M-edge
 plan in about 0.1 s. Per forward, the weights of every sparse level are gathered from the
 weight vector in one call into a new tensor that the forward cache keeps, so
@@ -395,7 +395,7 @@ class TorchBackend(DensePolicy):
         return int(self.host_level_edges)
 
     def compile(self, plan: ExecutionPlan, dtype: str) -> CompiledTorchPlan:
-        """Vectorized over all levels: one radix sort of the csr levels' edges by
+        """Vectorized over all levels: one sort of the csr levels' edges by
         (destination, source) merges the multi-edges of every level at once, and a level
         only takes views of plan-wide tensors (a torch csr level also counts the row
         pointers of its transpose)."""
@@ -797,8 +797,8 @@ def _entry_layout(
     merged: np.ndarray,
     dense: list[DenseLayout | None],
 ) -> _EntryLayout:
-    """Vectorized over all edges: the merge of the csr levels' multi-edges is one radix
-    sort by (destination, source), whatever the number of levels (none at all when every
+    """Vectorized over all edges: the merge of the csr levels' multi-edges is one sort of
+    (destination, source) keys, whatever the number of levels (none at all when every
     row already lists distinct sources in ascending order)."""
     n_levels, n = plan.num_levels, plan.num_nodes
     src, order = np.asarray(plan.edge_src, dtype=np.int64), plan.edge_order
@@ -816,10 +816,14 @@ def _entry_layout(
         np.logical_or(m_dst[1:] != m_dst[:-1], m_src[1:] > m_src[:-1], out=new[1:])
         perm = None
         if not new.all():  # some row is unsorted or repeats a source: sort by (dst, src)
-            perm = stable_argsort(m_src, n)
-            perm = perm[stable_argsort(m_dst[perm], n)]
-            m_dst, m_src = m_dst[perm], m_src[perm]
-            np.logical_or(m_dst[1:] != m_dst[:-1], m_src[1:] != m_src[:-1], out=new[1:])
+            # one sort of 64-bit (dst, src) keys (NumPy's SIMD sort: about half the time of
+            # two radix passes and their gathers); equal keys may come in any order, as a
+            # merged entry sums all its edges
+            key = (m_dst << 32) | m_src
+            perm = np.argsort(key)
+            key = key[perm]
+            m_dst, m_src = key >> 32, key & 0xFFFFFFFF
+            np.not_equal(key[1:], key[:-1], out=new[1:])
         se = perm if every else (m_edges if perm is None else m_edges[perm])  # sorted edges
         group = np.cumsum(new) - 1
         first = np.flatnonzero(new)  # the first edge (plan order) of each merged entry
