@@ -101,7 +101,9 @@ class LevelKernel:
 @attrs.define(eq=False)
 class CompiledPlan:
     """One plan's kernels. ``sorted_weight`` is the weight array the level matrices view
-    now; it is swapped (never overwritten) by each forward, so a cache keeps its weights."""
+    now; it is swapped (never overwritten) when they are pointed at new weights (the
+    fallback path, or ``_load_weights(..., matrices=True)``), so a cache keeps its
+    weights. The fast path reads slices of the cache's own plan-ordered weights."""
 
     plan: ExecutionPlan
     matrices: tuple[sp.csr_matrix | None, ...]  # per level; data views of ``sorted_weight``
