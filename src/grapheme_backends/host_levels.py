@@ -54,11 +54,19 @@ class HostLevel:
     indptr: np.ndarray | None
     indices: np.ndarray | None
     groups: tuple[tuple[Activation, np.ndarray | None], ...]
+    #: the level's one activation (``None`` when its rows mix several)
+    act: Activation | None = attrs.field(init=False)
+    #: ``(rows, start, indptr, indices, k0, k1)``: the kernel arguments, unpacked at once
+    #: in the hot loops (``None`` for a level without edges)
+    call: tuple | None = attrs.field(init=False)
 
-    @property
-    def act(self) -> Activation | None:
-        """The level's one activation (``None`` when its rows mix several)."""
-        return self.groups[0][0] if len(self.groups) == 1 else None
+    def __attrs_post_init__(self) -> None:
+        single = self.groups[0][0] if len(self.groups) == 1 else None
+        object.__setattr__(self, "act", single)
+        call = None
+        if self.indptr is not None:
+            call = (self.stop - self.start, self.start, self.indptr, self.indices, self.k0, self.k1)
+        object.__setattr__(self, "call", call)
 
 
 @attrs.frozen(eq=False)
@@ -122,14 +130,19 @@ def forward_run(
     ``act`` the elementwise seam (applied in place, returns its argument)."""
     batch = h.shape[1]
     flat = h.reshape(-1)
+    kernel = csr_matvecs
     for lv in run.levels:
+        call = lv.call
+        if call is not None and batch:
+            rows, start, indptr, indices, k0, k1 = call
+            a = start * batch
+            kernel(rows, start, batch, indptr, indices, values[k0:k1], flat[:a],
+                   flat[a : a + rows * batch])  # fmt: skip
+        code = lv.act
+        if code is not None:
+            act(code, h[lv.start : lv.stop])
+            continue
         block = h[lv.start : lv.stop]
-        if lv.indptr is not None and batch:
-            csr_matvecs(
-                lv.stop - lv.start, lv.start, batch, lv.indptr, lv.indices,
-                values[lv.k0 : lv.k1], flat[: lv.start * batch],
-                flat[lv.start * batch : lv.stop * batch],
-            )  # fmt: skip
         for code, rows in lv.groups:
             if rows is None:
                 act(code, block)
@@ -168,8 +181,8 @@ def reverse_run(
                 j -= 1
         lo = levels[j].start
         d = None  # act'(z) of the block (computed at once, applied level by level: a
-        if act is not None and act is not Activation.LINEAR:  # level's dL/dh is complete
-            d = grad(act, h[lo:hi])  # only once the levels above it are done)
+        if act is not None:  # level's dL/dh is complete only once the levels above
+            d = grad(act, h[lo:hi])  # it are done; None: act' = 1)
         for lv in levels[i - 1 : j - 1 if j else None : -1]:
             delta = g[lv.start : lv.stop]
             if d is not None:
@@ -184,12 +197,12 @@ def reverse_run(
                             delta *= part
                         else:
                             delta[rows] *= part
-            if lv.indptr is not None and batch:
-                csc_matvecs(
-                    lv.start, lv.stop - lv.start, batch, lv.indptr, lv.indices,
-                    values[lv.k0 : lv.k1], flat[lv.start * batch : lv.stop * batch],
-                    flat[: lv.start * batch],
-                )  # fmt: skip
+            call = lv.call
+            if call is not None and batch:
+                rows, start, indptr, indices, k0, k1 = call
+                a = start * batch
+                csc_matvecs(start, rows, batch, indptr, indices, values[k0:k1],
+                            flat[a : a + rows * batch], flat[:a])  # fmt: skip
         i = j
 
 
