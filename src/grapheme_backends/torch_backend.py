@@ -405,6 +405,9 @@ class TorchBackend(DensePolicy):
         def idx(a: np.ndarray) -> torch.Tensor:  # a copy: never shares the plan's memory
             return torch.from_numpy(np.array(a, dtype=np.int64, order="C")).to(dev)
 
+        def own(a: np.ndarray) -> torch.Tensor:  # an array made here: shared, not copied
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(dev)
+
         n_levels = plan.num_levels
         level_edges = np.diff(plan.edge_offsets)
         dense = [self.dense_layout(plan, lv) if level_edges[lv] else None for lv in range(n_levels)]
@@ -416,11 +419,11 @@ class TorchBackend(DensePolicy):
         num_sparse = int(lay.value_index.shape[0])
         index_dtype = np.int32 if max(plan.num_nodes, plan.num_edges) < 2**31 - 1 else np.int64
         torch_sparse = ~is_dense & ~is_host & (level_edges > 0)
-        src_t = idx(lay.entry_src) if torch_sparse.any() else None
+        src_t = own(lay.entry_src) if torch_sparse.any() else None
         row_t = None
         if torch_sparse.any() and self.kernels == "index_add":  # rows within their level
             count = (lay.k1 - lay.k0) * ~is_dense
-            row_t = idx(lay.entry_dst - np.repeat(plan.level_offsets[:-1], count))
+            row_t = own(lay.entry_dst - np.repeat(plan.level_offsets[:-1], count))
         zero_t = torch.zeros(num_sparse, dtype=dt, device=dev) if merged.any() else None
         host_src = lay.entry_src.astype(index_dtype) if is_host.any() else None
         levels: list[_Level] = []
@@ -475,11 +478,11 @@ class TorchBackend(DensePolicy):
             schedule=tuple(schedule),
             host_runs=tuple(s for s in schedule if isinstance(s, HostRun)),
             num_sparse=num_sparse,
-            value_index=idx(lay.value_index) if num_sparse else None,
-            dup_entry=idx(lay.dup_entry) if dups else None,
-            dup_weight_index=idx(lay.dup_weight_index) if dups else None,
+            value_index=own(lay.value_index) if num_sparse else None,
+            dup_entry=own(lay.dup_entry) if dups else None,
+            dup_weight_index=own(lay.dup_weight_index) if dups else None,
             dense_views=any(lv.dense_slice is not None for lv in levels),
-            grad_index=idx(grad_index),
+            grad_index=own(grad_index),
             order=idx(plan.order),
             position=idx(plan.position),
             has_bias=torch.from_numpy(plan.has_bias.copy()).to(device=dev, dtype=dt),
@@ -803,14 +806,16 @@ def _entry_layout(
     n_levels, n = plan.num_levels, plan.num_nodes
     src, order = np.asarray(plan.edge_src, dtype=np.int64), plan.edge_order
     dst = np.repeat(np.arange(n, dtype=np.int64), np.diff(plan.indptr))  # plan order: by dst
-    edge_level = np.repeat(np.arange(n_levels), level_edges)
     edge_entry = np.empty(plan.num_edges, dtype=np.int64)
     sparse = ~is_dense & (level_edges > 0)
     count = np.where(sparse, level_edges, 0)
     every = bool(merged[level_edges > 0].all())  # every edge in a merged (csr) level
+    edge_level = None if every else np.repeat(np.arange(n_levels), level_edges)
     m_edges = None if every else np.flatnonzero(merged[edge_level])  # None: all of them
     m_dst = dst if every else dst[m_edges]
     m_src = src if every else src[m_edges]
+    if every:
+        del dst  # no edge outside the merged levels needs it
     if m_dst.shape[0]:
         new = np.ones(m_dst.shape[0], dtype=bool)
         np.logical_or(m_dst[1:] != m_dst[:-1], m_src[1:] > m_src[:-1], out=new[1:])
@@ -824,6 +829,7 @@ def _entry_layout(
             key = key[perm]
             m_dst, m_src = key >> 32, key & 0xFFFFFFFF
             np.not_equal(key[1:], key[:-1], out=new[1:])
+            del key
         se = perm if every else (m_edges if perm is None else m_edges[perm])  # sorted edges
         group = np.cumsum(new) - 1
         first = np.flatnonzero(new)  # the first edge (plan order) of each merged entry
@@ -841,7 +847,7 @@ def _entry_layout(
     entry_src = np.empty(num_sparse, dtype=np.int64)
     entry_dst = np.empty(num_sparse, dtype=np.int64)
     value_index = np.empty(num_sparse, dtype=order.dtype)
-    plain = np.flatnonzero((sparse & ~merged)[edge_level])
+    plain = np.zeros(0, dtype=np.int64) if every else np.flatnonzero((sparse & ~merged)[edge_level])
     if plain.shape[0]:  # one entry per edge, plan order
         lv = edge_level[plain]
         entry = k_sparse[lv] + plain - plan.edge_offsets[lv]
