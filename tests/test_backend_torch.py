@@ -32,7 +32,9 @@ from grapheme_core import (  # noqa: E402
 )
 from grapheme_core.oracle import Oracle  # noqa: E402
 
-KERNELS = ("csr", "index_add")
+#: "csr" runs small levels through host_levels (NumPy/SciPy views) on the CPU, as by
+#: default; "csr-torch" turns that off so every level takes torch's sparse CSR kernels
+KERNELS = ("csr", "csr-torch", "index_add")
 ACTIVATIONS = list(Activation)
 FWD_TOL = {"float32": {"rtol": 1e-5, "atol": 1e-6}, "float64": {"rtol": 1e-10, "atol": 1e-12}}
 GRAD_TOL = {"float32": {"rtol": 1e-4, "atol": 1e-5}, "float64": {"rtol": 1e-10, "atol": 1e-12}}
@@ -41,6 +43,13 @@ GRAD_TOL = {"float32": {"rtol": 1e-4, "atol": 1e-5}, "float64": {"rtol": 1e-10, 
 @pytest.fixture(params=KERNELS)
 def kernels(request) -> str:
     return request.param
+
+
+def make_backend(kernels: str) -> TorchBackend:
+    """The backend for one ``KERNELS`` variant."""
+    if kernels == "csr-torch":
+        return get_backend("torch", kernels="csr", host_level_edges=0)
+    return TorchBackend(kernels=kernels)
 
 
 def random_dag(
@@ -110,7 +119,7 @@ def test_import_grapheme_core_does_not_import_torch():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_forward_matches_oracle_and_numpy(kernels, dtype, seed):
-    dag = random_dag(TorchBackend(kernels=kernels), dtype, seed)
+    dag = random_dag(make_backend(kernels), dtype, seed)
     ref = random_dag("numpy", dtype, seed)
     x = np.random.default_rng(100 + seed).standard_normal((5, len(dag.input_nodes)))
     y = dag.forward(x)
@@ -124,7 +133,7 @@ def test_forward_matches_oracle_and_numpy(kernels, dtype, seed):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gradients_match_oracle_and_numpy(kernels, dtype, seed):
-    dag = random_dag(TorchBackend(kernels=kernels), dtype, seed)
+    dag = random_dag(make_backend(kernels), dtype, seed)
     ref = random_dag("numpy", dtype, seed)
     rng = np.random.default_rng(200 + seed)
     x = rng.standard_normal((6, len(dag.input_nodes)))
@@ -148,7 +157,7 @@ def test_gradients_match_oracle_and_numpy(kernels, dtype, seed):
 
 
 def test_gradients_accumulate_and_are_returned_fresh(kernels):
-    dag = random_dag(TorchBackend(kernels=kernels), "float64", 5)
+    dag = random_dag(make_backend(kernels), "float64", 5)
     x = np.random.default_rng(0).standard_normal((3, len(dag.input_nodes)))
     g = np.ones((3, len(dag.output_nodes)))
     dag.forward(x)
@@ -164,7 +173,7 @@ def test_gradients_accumulate_and_are_returned_fresh(kernels):
 def test_backward_uses_the_weights_of_its_forward(kernels):
     """Parameters replaced between forward and backward: like the NumPy reference, the
     backward pass uses the weights the forward loaded."""
-    dag = random_dag(TorchBackend(kernels=kernels), "float64", 3)
+    dag = random_dag(make_backend(kernels), "float64", 3)
     ref = random_dag("numpy", "float64", 3)
     x = np.random.default_rng(1).standard_normal((4, len(dag.input_nodes)))
     g = np.random.default_rng(2).standard_normal((4, len(dag.output_nodes)))
@@ -180,7 +189,7 @@ def test_backward_uses_the_weights_of_its_forward(kernels):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_parallel_edges(kernels, dtype):
     """Multi-edges only: A_l is 1x1 from three edges; each edge gets its own gradient."""
-    dag = DagNN(backend=TorchBackend(kernels=kernels), dtype=dtype)
+    dag = DagNN(backend=make_backend(kernels), dtype=dtype)
     a, b = dag.add_input(), dag.add_output("tanh")
     dag.add_edges([a, a, a], [b, b, b], weights=[0.5, -0.25, 0.125])
     x = np.array([[0.3], [-1.7]])
@@ -197,7 +206,7 @@ def test_parallel_edges(kernels, dtype):
 def test_csr_tensors_satisfy_torch_invariants(seed):
     """Rows with unsorted sources and multi-edges still give valid CSR tensors
     (sorted, distinct columns), checked by torch itself."""
-    backend = TorchBackend(kernels="csr")
+    backend = make_backend("csr-torch")  # every level on torch's CSR tensors
     backend.check_sparse_invariants = True
     dag = random_dag(backend, "float64", seed, n_hidden=25, n_edges=120)
     x = np.random.default_rng(seed).standard_normal((3, len(dag.input_nodes)))
@@ -209,7 +218,7 @@ def test_csr_tensors_satisfy_torch_invariants(seed):
 
 def test_backward_is_repeatable_and_leaves_the_cache_alone(kernels):
     """Calling the kernel twice on one forward cache returns the same fresh gradients."""
-    backend = TorchBackend(kernels=kernels)
+    backend = make_backend(kernels)
     dag = random_dag(backend, "float64", 6)
     compiled = dag._compiled_plan()
     w, b = dag._params["weight"], dag._params["bias"]
@@ -226,7 +235,7 @@ def test_backward_is_repeatable_and_leaves_the_cache_alone(kernels):
 
 
 def test_checkpoint_from_torch_loads_on_numpy(tmp_path, kernels):
-    dag = random_dag(TorchBackend(kernels=kernels), "float32", 8, optimizer="adam")
+    dag = random_dag(make_backend(kernels), "float32", 8, optimizer="adam")
     x = np.random.default_rng(0).standard_normal((3, len(dag.input_nodes)))
     y = dag.forward(x)
     dag.backward_accumulate(np.ones_like(y))
@@ -234,7 +243,7 @@ def test_checkpoint_from_torch_loads_on_numpy(tmp_path, kernels):
     path = dag.save(tmp_path / "model.ckpt")
     on_numpy = DagNN.load(path, backend="numpy")
     close(on_numpy.forward(x), dag.forward(x), FWD_TOL["float32"])
-    back = on_numpy.to_backend(TorchBackend(kernels=kernels))
+    back = on_numpy.to_backend(make_backend(kernels))
     close(back.forward(x), dag.forward(x), FWD_TOL["float32"])
 
 
@@ -259,7 +268,7 @@ def test_larger_graph_matches_numpy(kernels):
     rng = np.random.default_rng(7)
     acts = rng.integers(0, len(ACTIVATIONS), size=600)
     models = []
-    for backend in (TorchBackend(kernels=kernels), "numpy"):
+    for backend in (make_backend(kernels), "numpy"):
         dag = DagNN(backend=backend, dtype="float32", seed=7)
         dag.add_nodes(32, NodeKind.INPUT)
         for a in acts:
@@ -281,7 +290,7 @@ def test_larger_graph_matches_numpy(kernels):
 
 
 def test_edits_recompile_and_match_numpy(kernels):
-    models = [random_dag(b, "float64", 9) for b in (TorchBackend(kernels=kernels), "numpy")]
+    models = [random_dag(b, "float64", 9) for b in (make_backend(kernels), "numpy")]
     x = np.random.default_rng(0).standard_normal((3, len(models[0].input_nodes)))
     for m in models:
         m.forward(x)
@@ -295,7 +304,7 @@ def test_edits_recompile_and_match_numpy(kernels):
 
 
 def test_degenerate_graphs(kernels):
-    backend = TorchBackend(kernels=kernels)
+    backend = make_backend(kernels)
     empty = DagNN(backend=backend)
     assert empty.forward(np.zeros((2, 0))).shape == (2, 0)
 
@@ -326,7 +335,7 @@ def test_degenerate_graphs(kernels):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_dtype_kept(kernels, dtype):
     tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    dag = random_dag(TorchBackend(kernels=kernels), dtype, 0, optimizer="adam")
+    dag = random_dag(make_backend(kernels), dtype, 0, optimizer="adam")
     x = np.random.default_rng(0).standard_normal((2, len(dag.input_nodes)))  # float64 input
     assert dag.forward(x).dtype == np.dtype(dtype)
     dag.backward_accumulate(np.ones((2, len(dag.output_nodes))))
@@ -384,6 +393,9 @@ def test_bad_options():
         TorchBackend(kernels="dense")
     with pytest.raises(ValueError, match="num_threads"):
         TorchBackend(num_threads=0)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="host_level_edges"):
+            TorchBackend(host_level_edges=bad)
     with pytest.raises(ValueError, match="rejected options"):
         get_backend("torch", colour="blue")
 
@@ -506,8 +518,7 @@ def test_optimizer_kernels_match_numpy(dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_training_steps_match_numpy(kernels, optimizer, dtype):
     models = [
-        random_dag(b, dtype, 11, optimizer=optimizer)
-        for b in (TorchBackend(kernels=kernels), "numpy")
+        random_dag(b, dtype, 11, optimizer=optimizer) for b in (make_backend(kernels), "numpy")
     ]
     rng = np.random.default_rng(12)
     for _ in range(4):

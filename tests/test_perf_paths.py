@@ -226,3 +226,85 @@ def test_jax_batch_sizes_of_one_bucket_share_a_program(jax_backend):
         np.testing.assert_allclose(gx, ref["input"], rtol=1e-8, atol=1e-10)
         assert gx.shape == (batch, 8)
     assert seen[0] == seen[1] == seen[2]  # 13 and 15 ran the program compiled for 16
+
+
+# -- runs of small levels on host kernels (numpy; torch on the CPU) --------------------------
+def _mixed_chain(backend, length: int = 40, seed: int = 2) -> DagNN:
+    """A chain of ``length`` levels whose activations change along it (blocks of equal
+    activation of several lengths), one level mixing two activations, skip edges and a
+    repeated edge: every branch of the blocked reverse sweep."""
+    rng = np.random.default_rng(seed)
+    dag = DagNN(backend=backend, dtype="float64", seed=seed)
+    inp = dag.add_nodes(3, NodeKind.INPUT)
+    acts = [Activation.TANH] * 5 + [Activation.SIGMOID] * 3 + [Activation.LINEAR] * 2
+    prev = inp
+    for i in range(length):
+        act = acts[i % len(acts)]
+        ids = dag.add_nodes(2, NodeKind.OUTPUT if i == length - 1 else NodeKind.HIDDEN, act)
+        if i == length // 2:  # a level of two activations
+            ids = np.concatenate([ids, dag.add_nodes(1, NodeKind.HIDDEN, Activation.RELU)])
+        dag.add_edges(np.repeat(prev, ids.shape[0]), np.tile(ids, prev.shape[0]))
+        prev = ids
+    ids, src, dst = dag.edges()
+    skip = rng.integers(0, ids.shape[0], 12)
+    dag.add_edges(src[skip], dst[skip])  # multi-edges
+    dag.add_edges(inp[:2], dst[-2:])  # skip edges from the inputs to the outputs
+    return dag
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+@pytest.mark.parametrize("block", [4, 1 << 14])
+def test_host_runs_match_the_oracle(name, block, monkeypatch):
+    """Small derivative blocks (several per run, with tiny weight-gradient chunks so the
+    batched blocks of equal in-degree run too) and one block per run give the oracle's
+    gradients; the torch plan really runs its levels on the host."""
+    from grapheme_backends import host_levels
+
+    monkeypatch.setattr(host_levels, "DERIVATIVE_BLOCK", block)
+    backend = NumpyBackend() if name == "numpy" else _torch_backend()
+    if block == 4:
+        if name == "numpy":
+            backend.edge_chunk_elements, backend.min_block_edges = 8, 2
+        else:
+            backend.host_chunk_elements, backend.host_min_block_edges = 8, 2
+    dag = _mixed_chain(backend)
+    schedule = dag._compiled_plan().schedule
+    assert any(isinstance(s, host_levels.HostRun) for s in schedule)
+    rng = np.random.default_rng(6)
+    x, g = rng.standard_normal((3, 3)), rng.standard_normal((3, 2))
+    y = dag.forward(x)
+    gx = dag.backward_accumulate(g)
+    oracle = Oracle(dag)
+    ref = oracle.gradients(x, g)
+    np.testing.assert_allclose(y, oracle.forward(x), rtol=1e-12, atol=1e-12)
+    for key in ("weight", "bias"):
+        np.testing.assert_allclose(dag.get_gradients()[key], ref[key], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gx, ref["input"], rtol=1e-9, atol=1e-12)
+
+
+def test_torch_plan_mixing_host_csr_and_dense_levels_matches_the_oracle():
+    """One plan with host levels, torch CSR levels (merged multi-edges) and a dense
+    level: entries of every kind interleave in one layout."""
+    from grapheme_backends import host_levels
+
+    backend = _torch_backend()
+    backend.host_level_edges = 6  # the chain's 2x2 levels on the host, wider ones on torch
+    backend.min_dense_edges, backend.dense_threshold = 4, 0.9
+    dag = _mixed_chain(backend, length=12)
+    wide = dag.add_nodes(4, NodeKind.HIDDEN, Activation.TANH)
+    out = dag.output_nodes
+    dag.add_edges(np.repeat(dag.input_nodes, 4), np.tile(wide, 3))  # dense: 3x4 cells
+    dag.add_edges(np.concatenate([wide, wide[:2]]), np.concatenate([np.repeat(out[:1], 4), out]))
+    compiled = dag._compiled_plan()
+    kinds = {type(s).__name__ for s in compiled.schedule}
+    assert kinds == {"HostRun", "_Level"}
+    torch_levels = [s for s in compiled.schedule if not isinstance(s, host_levels.HostRun)]
+    assert any(lv.dense is not None for lv in torch_levels)
+    assert any(lv.crow is not None for lv in torch_levels)
+    rng = np.random.default_rng(7)
+    x, g = rng.standard_normal((2, 3)), rng.standard_normal((2, 2))
+    dag.forward(x)
+    gx = dag.backward_accumulate(g)
+    ref = Oracle(dag).gradients(x, g)
+    np.testing.assert_allclose(dag.get_gradients()["weight"], ref["weight"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gx, ref["input"], rtol=1e-9, atol=1e-12)

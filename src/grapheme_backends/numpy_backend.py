@@ -9,12 +9,19 @@ plan's topological order, so each level is a contiguous block):
   weight gradient ``dW_e = delta[dst_e] . H[src_e]`` (a sampled dense-dense product),
   computed in cache-sized edge chunks so no ``E x B`` array is ever materialised.
 
-All level matrices are views of one plan-ordered weight array, so loading the weights is
-a single gather; the sparse products call SciPy's own ``csr_matvecs``/``csc_matvecs``
-kernels to accumulate in place (falling back to ``A @ X``). The weight gradient batches
-rows of equal in-degree: their source rows are gathered once as ``[n, k, B]`` and
-multiplied by ``delta`` as ``[n, B, 1]``. See ``docs/performance.md`` for what limits each
-kernel.
+Loading the weights is a single gather into plan (destination) order. On the fast path
+(SciPy exposes ``csr_matvecs``/``csc_matvecs``, the kernels behind its own ``csr @
+dense``, and the state is C-contiguous) the level loop is
+:mod:`grapheme_backends.host_levels`: each sparse level is one kernel call on slices of
+the plan-ordered weights and of the state, accumulating in place (no matrix objects, no
+temporaries); consecutive levels of one activation get ``act'(z)`` from one
+:meth:`activation_grad` call per block of levels. Without those kernels the per-level
+SciPy CSR matrices (views of :attr:`CompiledPlan.sorted_weight`) do ``A @ X``. The
+weight gradient batches rows of equal in-degree: their source rows are gathered once as
+``[n, k, B]`` and multiplied by ``delta`` as ``[n, B, 1]``; a run of consecutive small
+levels (at most ``small_level_edges`` edges each, a deep graph) is handed to
+:meth:`level_edge_grads` as one kernel spanning the run, so its weight gradients cost
+one call, not one per level. See ``docs/performance.md`` for what limits each kernel.
 
 **Dense blocks.** A level dense enough (see :mod:`grapheme_core.dense`) runs as dense
 matrix products instead: ``H[level] += W_l @ H[cols]`` forward, ``G[cols] += W_l^T @
@@ -28,9 +35,10 @@ override it to change the policy, or return ``None`` to stay sparse);
 :meth:`NumpyBackend.dense_edge_grads` are the three kernels.
 
 Subclass and override any method; :meth:`activate` and :meth:`activation_grad` are the
-elementwise seams, :meth:`level_edge_grads` (batched) and :meth:`edge_grads` (generic;
-if a subclass overrides it, :meth:`backward` calls it per level, dense levels included)
-the weight-gradient kernels.
+elementwise seams (called on blocks of rows: one level, or consecutive levels of one
+activation), :meth:`level_edge_grads` (batched; called per large level and once per
+run of small levels) and :meth:`edge_grads` (generic; if a subclass overrides it,
+:meth:`backward` calls it per level, dense levels included) the weight-gradient kernels.
 """
 
 from __future__ import annotations
@@ -41,10 +49,12 @@ import attrs
 import numpy as np
 import scipy.sparse as sp
 
+from grapheme_backends import host_levels
+from grapheme_backends.host_levels import EdgeBlock, HostLevel, HostRun
 from grapheme_core.backend import API_VERSION
 from grapheme_core.dense import DenseLayout, DensePolicy
 from grapheme_core.plan import ActivationGroup, ExecutionPlan
-from grapheme_core.types import LEAKY_SLOPE, Activation
+from grapheme_core.types import Activation
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -55,24 +65,6 @@ try:  # the kernels behind SciPy's own ``csr @ dense``; used to accumulate in pl
     _csc_matvecs = _sparsetools.csc_matvecs
 except (ImportError, AttributeError):  # pragma: no cover - other SciPy layouts
     _csr_matvecs = _csc_matvecs = None
-
-
-@attrs.frozen(eq=False)
-class EdgeBlock:
-    """Rows of one level that share an in-degree ``k``, for the weight-gradient kernel.
-
-    ``rows`` are level-relative destination rows (``[n]``, ascending), ``src`` the source
-    positions of their edges (``[n, k]``, row-major: the ``k`` edges of each row together)
-    and ``slots`` where each edge's gradient goes in the level's slice of the plan-ordered
-    gradient vector (``[n, k]``). ``contiguous`` means the rows are consecutive, so their
-    edges are consecutive too and ``slots`` is ``None`` (results are written in place).
-    """
-
-    degree: int
-    rows: np.ndarray
-    src: np.ndarray
-    slots: np.ndarray | None
-    contiguous: bool
 
 
 @attrs.frozen(eq=False)
@@ -109,7 +101,9 @@ class LevelKernel:
 @attrs.define(eq=False)
 class CompiledPlan:
     """One plan's kernels. ``sorted_weight`` is the weight array the level matrices view
-    now; it is swapped (never overwritten) by each forward, so a cache keeps its weights."""
+    now; it is swapped (never overwritten) when they are pointed at new weights (the
+    fallback path, or ``_load_weights(..., matrices=True)``), so a cache keeps its
+    weights. The fast path reads slices of the cache's own plan-ordered weights."""
 
     plan: ExecutionPlan
     matrices: tuple[sp.csr_matrix | None, ...]  # per level; data views of ``sorted_weight``
@@ -122,9 +116,15 @@ class CompiledPlan:
     edge_dst: np.ndarray | None = None  # [E] destination positions, small plans only
     dense_weights: dict[int, np.ndarray] = attrs.Factory(dict)  # level -> W_l [rows, cols]
     #: runs of consecutive small sparse levels whose weight gradients are computed together:
-    #: ``(edge_start, edge_stop, dst positions, src positions)`` (plan order)
-    edge_runs: tuple[tuple[int, int, np.ndarray, np.ndarray], ...] = ()
+    #: one :class:`LevelKernel` spanning the run's nodes and edges, for one
+    #: :meth:`NumpyBackend.level_edge_grads` call per run
+    edge_runs: tuple[LevelKernel, ...] = ()
     run_levels: frozenset[int] = frozenset()  # the levels those runs cover
+    #: the forward order of execution on the fast path: runs of consecutive sparse levels
+    #: (:class:`~grapheme_backends.host_levels.HostRun`, levels with more than
+    #: ``small_level_edges`` edges alone) and ``(level, LevelKernel)`` for dense levels
+    schedule: tuple[HostRun | tuple[int, LevelKernel], ...] = ()
+    dense_source: np.ndarray | None = None  # the sorted weights ``dense_weights`` come from
     inputs: slice | np.ndarray = attrs.field(default=None)  # input positions (a slice if a range)
     outputs: slice | np.ndarray = attrs.field(default=None)
 
@@ -193,33 +193,11 @@ class NumpyBackend(DensePolicy):
     # -- elementwise seams ---------------------------------------------------------
     def activate(self, activation: Activation, z: np.ndarray) -> np.ndarray:
         """Apply ``activation`` to ``z`` in place and return it."""
-        if activation is Activation.RELU:
-            np.maximum(z, 0, out=z)
-        elif activation is Activation.LEAKY_RELU:
-            np.multiply(z, np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype), out=z)
-        elif activation is Activation.SIGMOID:
-            # 1/(1+exp(-z)) written to avoid overflow warnings for large |z|
-            e = np.exp(-np.abs(z))
-            np.divide(np.where(z >= 0, 1.0, e), 1.0 + e, out=z)
-        elif activation is Activation.TANH:
-            np.tanh(z, out=z)
-        return z
+        return host_levels.activate(activation, z)
 
     def activation_grad(self, activation: Activation, h: np.ndarray) -> np.ndarray | None:
         """``act'(z)`` expressed through the output ``h = act(z)``; ``None`` means 1."""
-        if activation is Activation.LINEAR:
-            return None
-        if activation is Activation.RELU:
-            return (h > 0).astype(h.dtype)
-        if activation is Activation.LEAKY_RELU:
-            return np.where(h > 0, 1.0, LEAKY_SLOPE).astype(h.dtype)
-        if activation is Activation.SIGMOID:
-            d = 1 - h
-            d *= h
-            return d
-        d = h * h  # tanh: 1 - h^2, with one temporary
-        np.subtract(1, d, out=d)
-        return d
+        return host_levels.activation_grad(activation, h)
 
     # -- kernels ---------------------------------------------------------------------
     def compile(self, plan: ExecutionPlan, dtype: str) -> CompiledPlan:
@@ -244,7 +222,7 @@ class NumpyBackend(DensePolicy):
                 matrix.data = sorted_weight[edges]  # SciPy copies small views: share again
                 transpose = _transpose_sharing(matrix)
             if dense is None:
-                blocks, rest = _edge_blocks(indptr, src, self.min_block_edges)
+                blocks, rest = host_levels.edge_blocks(indptr, src, self.min_block_edges)
             levels.append(
                 LevelKernel(
                     start=nodes.start,
@@ -264,7 +242,8 @@ class NumpyBackend(DensePolicy):
                     dense=dense,
                 )
             )
-        runs = _edge_runs(plan, levels, src_all, self.small_level_edges)
+        runs = _edge_runs(plan, levels, src_all, self.small_level_edges, self.min_block_edges)
+        schedule = _schedule(plan, levels, self.small_level_edges)
         return CompiledPlan(
             plan,
             tuple(k.matrix for k in levels),
@@ -276,32 +255,42 @@ class NumpyBackend(DensePolicy):
             *_global_edges(plan, src_all, self.edge_chunk_elements),
             edge_runs=tuple(r[0] for r in runs),
             run_levels=frozenset(lv for r in runs for lv in r[1]),
+            schedule=schedule,
         )
 
-    def _load_weights(self, compiled: CompiledPlan, weight: np.ndarray) -> np.ndarray:
+    def _load_weights(
+        self, compiled: CompiledPlan, weight: np.ndarray, matrices: bool = True
+    ) -> np.ndarray:
         """The weights in plan order as a fresh array (one gather), viewed by every level
-        matrix. Fresh, so the forward cache keeps the exact weights it was computed with
-        even when an optimizer later updates ``weight`` in place."""
+        matrix (``matrices=False``: by the dense levels' ``W_l`` only; the fast path reads
+        slices of it directly). Fresh, so the forward cache keeps the exact weights it was
+        computed with even when an optimizer later updates ``weight`` in place."""
         if compiled.identity_order:
             sorted_w = weight.copy()
         else:
             sorted_w = weight.take(compiled.plan.edge_order)
-        self._use_weights(compiled, sorted_w)
+        self._use_weights(compiled, sorted_w, matrices)
         return sorted_w
 
-    def _use_weights(self, compiled: CompiledPlan, sorted_w: np.ndarray) -> None:
-        """Point every level matrix (and its transpose) at slices of ``sorted_w``; dense
-        levels get their ``W_l`` (a view of ``sorted_w`` or one scatter)."""
-        if compiled.sorted_weight is sorted_w:
+    def _use_weights(
+        self, compiled: CompiledPlan, sorted_w: np.ndarray, matrices: bool = True
+    ) -> None:
+        """Dense levels get their ``W_l`` from ``sorted_w`` (a view or one scatter); with
+        ``matrices`` every level's CSR matrix (and its transpose) views its slice of it
+        (:attr:`CompiledPlan.sorted_weight` is then ``sorted_w``)."""
+        if compiled.dense_source is not sorted_w:
+            for lv, k in enumerate(compiled.levels):
+                if k.dense is not None:
+                    compiled.dense_weights[lv] = _dense_matrix(
+                        k.dense, sorted_w[k.edge_start : k.edge_stop]
+                    )
+            compiled.dense_source = sorted_w
+        if not matrices or compiled.sorted_weight is sorted_w:
             return
-        for lv, k in enumerate(compiled.levels):
+        for k in compiled.levels:
             if k.matrix is not None:
                 k.matrix.data = sorted_w[k.edge_start : k.edge_stop]
                 k.transpose.data = k.matrix.data
-            elif k.dense is not None:
-                compiled.dense_weights[lv] = _dense_matrix(
-                    k.dense, sorted_w[k.edge_start : k.edge_stop]
-                )
         compiled.sorted_weight = sorted_w
 
     # -- dense blocks ------------------------------------------------------------------
@@ -337,11 +326,18 @@ class NumpyBackend(DensePolicy):
         self, compiled: CompiledPlan, weight: np.ndarray, bias: np.ndarray, x: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         plan = compiled.plan
-        sorted_w = self._load_weights(compiled, weight)
         h = np.empty((plan.num_nodes, x.shape[0]), dtype=weight.dtype)
+        fast = _fast_path(compiled, h)
+        sorted_w = self._load_weights(compiled, weight, matrices=not fast)
         h[...] = (bias.take(plan.order) * compiled.has_bias)[:, None]
         h[compiled.inputs] = x.T  # input nodes have no bias
-        fast = _fast_path(compiled, h)
+        if fast:  # SciPy's kernels straight on slices: no per-level matrix objects
+            for step in compiled.schedule:
+                if type(step) is HostRun:
+                    host_levels.forward_run(step, h, sorted_w, self.activate)
+                else:
+                    self._dense_level_forward(compiled, *step, h)
+            return h[compiled.outputs].T.copy(), (h, sorted_w)
         for lv, k in enumerate(compiled.levels):
             block = h[k.start : k.stop]
             if k.matrix is not None:
@@ -355,6 +351,54 @@ class NumpyBackend(DensePolicy):
                     block[g.rows] = self.activate(g.activation, block[g.rows])
         return h[compiled.outputs].T.copy(), (h, sorted_w)
 
+    def _dense_level_forward(
+        self, compiled: CompiledPlan, lv: int, k: LevelKernel, h: np.ndarray
+    ) -> None:
+        block = h[k.start : k.stop]
+        self.dense_forward(k, compiled.dense_weights[lv], h, block)
+        for g in k.groups:
+            if g.rows is None:
+                self.activate(g.activation, block)
+            else:
+                block[g.rows] = self.activate(g.activation, block[g.rows])
+
+    def _reverse_sweep(
+        self, compiled: CompiledPlan, h: np.ndarray, g: np.ndarray, sorted_w: np.ndarray
+    ) -> None:
+        """The levels in reverse with the plan-ordered weights ``sorted_w`` of the forward:
+        ``g`` (``dL/dh``, outputs filled in) becomes ``dL/dz`` of every position, in place."""
+        fast = _fast_path(compiled, g)
+        self._use_weights(compiled, sorted_w, matrices=not fast)
+        if fast:
+            for step in reversed(compiled.schedule):
+                if type(step) is HostRun:
+                    host_levels.reverse_run(step, h, g, sorted_w, self.activation_grad)
+                else:
+                    lv, k = step
+                    self._level_derivative(k, h, g)
+                    self.dense_backward(k, compiled.dense_weights[lv], g[k.start : k.stop], g)
+            return
+        for lv in range(len(compiled.levels) - 1, -1, -1):
+            k = compiled.levels[lv]
+            self._level_derivative(k, h, g)
+            if k.transpose is not None:
+                _spmm_add(k.transpose, g[k.start : k.stop], g[: k.start], fast)
+            elif k.dense is not None:
+                self.dense_backward(k, compiled.dense_weights[lv], g[k.start : k.stop], g)
+
+    def _level_derivative(self, k: LevelKernel, h: np.ndarray, g: np.ndarray) -> None:
+        """``g[level] *= act'(z)``: the level's ``dL/dh`` becomes ``dL/dz`` in place."""
+        delta = g[k.start : k.stop]
+        for grp in k.groups:
+            if grp.rows is None:
+                d = self.activation_grad(grp.activation, h[k.start : k.stop])
+                if d is not None:
+                    delta *= d
+            else:
+                d = self.activation_grad(grp.activation, h[k.start : k.stop][grp.rows])
+                if d is not None:
+                    delta[grp.rows] *= d
+
     def backward(
         self,
         compiled: CompiledPlan,
@@ -365,29 +409,12 @@ class NumpyBackend(DensePolicy):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         plan = compiled.plan
         h, sorted_w = cache
-        self._use_weights(compiled, sorted_w)  # the gradient of *that* forward pass
         g = np.empty_like(h)  # empty + fill reuses freed pages; zeros (calloc) faults fresh ones
         g.fill(0)
         g[compiled.outputs] = grad_out.T  # distinct positions into zeros: a plain add
         grad_sorted_w = np.empty(plan.num_edges, dtype=h.dtype)
         custom_edge_grads = type(self).edge_grads is not NumpyBackend.edge_grads
-        fast = _fast_path(compiled, g)
-        for lv in range(len(compiled.levels) - 1, -1, -1):
-            k = compiled.levels[lv]
-            delta = g[k.start : k.stop]  # becomes dL/dz of this level, in place
-            for grp in k.groups:
-                if grp.rows is None:
-                    d = self.activation_grad(grp.activation, h[k.start : k.stop])
-                    if d is not None:
-                        delta *= d
-                else:
-                    d = self.activation_grad(grp.activation, h[k.start : k.stop][grp.rows])
-                    if d is not None:
-                        delta[grp.rows] *= d
-            if k.transpose is not None:
-                _spmm_add(k.transpose, delta, g[: k.start], fast)
-            elif k.dense is not None:
-                self.dense_backward(k, compiled.dense_weights[lv], delta, g)
+        self._reverse_sweep(compiled, h, g, sorted_w)  # the gradient of *that* forward pass
         # ``g`` now holds dL/dz of every node, so the weight gradients need no level order.
         if (
             compiled.edge_dst is not None
@@ -397,13 +424,10 @@ class NumpyBackend(DensePolicy):
             dz, hs = g.take(compiled.edge_dst, axis=0), h.take(compiled.edge_src, axis=0)
             np.einsum("eb,eb->e", dz, hs, out=grad_sorted_w)
         else:
-            if not custom_edge_grads:
-                chunk = max(1, self.edge_chunk_elements // max(1, g.shape[1]))
-                for e0, e1, dst, src in compiled.edge_runs:
-                    for a in range(0, e1 - e0, chunk):
-                        b = min(e1 - e0, a + chunk)
-                        dz, hs = g.take(dst[a:b], axis=0), h.take(src[a:b], axis=0)
-                        np.einsum("eb,eb->e", dz, hs, out=grad_sorted_w[e0 + a : e0 + b])
+            if not custom_edge_grads:  # a run of small levels: one call, as one level
+                for k in compiled.edge_runs:
+                    out = grad_sorted_w[k.edge_start : k.edge_stop]
+                    self.level_edge_grads(k, g[k.start : k.stop], h, out)
             for lv, k in enumerate(compiled.levels):
                 if k.edge_stop == k.edge_start:
                     continue
@@ -448,42 +472,16 @@ class NumpyBackend(DensePolicy):
         self, kernel: LevelKernel, delta: np.ndarray, h: np.ndarray, out: np.ndarray
     ) -> None:
         """Weight gradients of one level's edges into ``out`` (plan order within the level):
-        ``out[e] = delta[row_e] . h[src_e]``, the sampled dense-dense product.
+        ``out[e] = delta[row_e] . h[src_e]``, the sampled dense-dense product. ``kernel``
+        may span a run of consecutive small levels (:attr:`CompiledPlan.edge_runs`): its
+        ``start:stop`` and rows then cover those levels, ``delta`` is their ``dL/dz``.
 
         Rows of equal in-degree ``k`` form blocks: for a chunk of ``n`` such rows the source
         rows are gathered once into ``[n, k, B]`` and multiplied by ``delta[rows]`` as
         ``[n, B, 1]`` (one batched matmul), so ``delta`` is never replicated per edge and
         no temporary exceeds ``edge_chunk_elements`` values (it stays in cache).
         """
-        batch = h.shape[1]
-        chunk_edges = max(1, self.edge_chunk_elements // max(1, batch))
-        if kernel.edge_stop - kernel.edge_start <= chunk_edges:  # small: one generic pass
-            dz, hs = delta.take(kernel.edge_rows, axis=0), h.take(kernel.src, axis=0)
-            np.einsum("eb,eb->e", dz, hs, out=out)
-            return
-        for blk in kernel.blocks:
-            per = max(1, chunk_edges // blk.degree)
-            n = blk.rows.shape[0]
-            for r0 in range(0, n, per):
-                r1 = min(n, r0 + per)
-                src = blk.src[r0:r1].reshape(-1)
-                gathered = h.take(src, axis=0).reshape(r1 - r0, blk.degree, batch)
-                if blk.contiguous:
-                    first = int(blk.rows[r0])
-                    e0 = int(kernel.indptr[first])
-                    target = out[e0 : e0 + src.shape[0]].reshape(r1 - r0, blk.degree, 1)
-                    np.matmul(gathered, delta[first : first + (r1 - r0), :, None], out=target)
-                else:
-                    d = delta.take(blk.rows[r0:r1], axis=0)[:, :, None]
-                    out[blk.slots[r0:r1].reshape(-1)] = np.matmul(gathered, d).reshape(-1)
-        rest = kernel.rest_slots
-        for e0 in range(0, rest.shape[0], chunk_edges):
-            e1 = e0 + chunk_edges
-            out[rest[e0:e1]] = np.einsum(
-                "eb,eb->e",
-                delta.take(kernel.rest_rows[e0:e1], axis=0),
-                h.take(kernel.rest_src[e0:e1], axis=0),
-            )
+        host_levels.grouped_edge_grads(kernel, delta, h, out, self.edge_chunk_elements)
 
     # -- API 1.1: gradients of candidate edges -------------------------------------------
     def node_deltas(
@@ -494,19 +492,9 @@ class NumpyBackend(DensePolicy):
         :meth:`backward` without the weight gradients."""
         plan = compiled.plan
         h, sorted_w = cache
-        self._use_weights(compiled, sorted_w)
         g = np.zeros_like(h)
         g[plan.output_positions] = grad_out.T
-        fast = _fast_path(compiled, g)
-        for k in reversed(compiled.levels):
-            delta = g[k.start : k.stop]
-            for grp in k.groups:
-                rows = slice(None) if grp.rows is None else grp.rows
-                d = self.activation_grad(grp.activation, h[k.start : k.stop][rows])
-                if d is not None:
-                    delta[rows] *= d
-            if k.transpose is not None:
-                _spmm_add(k.transpose, delta, g[: k.start], fast)
+        self._reverse_sweep(compiled, h, g, sorted_w)
         return g
 
     def candidate_edge_grads(
@@ -627,20 +615,30 @@ def _transpose_sharing(a: sp.csr_matrix) -> sp.csc_matrix:
     return at
 
 
-def _edge_runs(plan: ExecutionPlan, levels, src_all: np.ndarray, limit: int) -> list:
+def _edge_runs(
+    plan: ExecutionPlan, levels, src_all: np.ndarray, limit: int, min_block_edges: int
+) -> list:
     """Maximal runs of at least two consecutive sparse levels with edges, each with at
-    most ``limit`` edges: ``((e0, e1, dst positions, src positions), level indices)``."""
+    most ``limit`` edges: ``(kernel, level indices)``, the kernel spanning the run as if
+    it were one level (positions ``start:stop``, edges ``edge_start:edge_stop``, rows
+    relative to ``start``), which is all :meth:`NumpyBackend.level_edge_grads` needs."""
     runs, current = [], []
 
     def close() -> None:
         if len(current) >= 2:
-            e0, e1 = levels[current[0]].edge_start, levels[current[-1]].edge_stop
-            level_start = np.repeat(
-                plan.level_offsets[current[0] : current[-1] + 1],
-                np.diff(plan.edge_offsets[current[0] : current[-1] + 2]),
-            )
-            dst = (level_start + plan.edge_row[e0:e1]).astype(np.intp)
-            runs.append(((e0, e1, dst, src_all[e0:e1]), tuple(current)))
+            first, last = levels[current[0]], levels[current[-1]]
+            e0, e1 = first.edge_start, last.edge_stop
+            lo, hi = first.start, last.stop
+            indptr = plan.indptr[lo : hi + 1] - plan.indptr[lo]
+            src = src_all[e0:e1]
+            dst = np.repeat(np.arange(hi - lo, dtype=np.intp), np.diff(indptr))
+            blocks, rest = host_levels.edge_blocks(indptr, src, min_block_edges)
+            kernel = LevelKernel(
+                start=lo, stop=hi, edge_start=e0, edge_stop=e1, groups=(), matrix=None,
+                transpose=None, indptr=indptr, src=src, edge_rows=dst, blocks=blocks,
+                rest_slots=rest, rest_rows=dst[rest], rest_src=src[rest],
+            )  # fmt: skip
+            runs.append((kernel, tuple(current)))
         current.clear()
 
     for lv, k in enumerate(levels):
@@ -655,6 +653,37 @@ def _edge_runs(plan: ExecutionPlan, levels, src_all: np.ndarray, limit: int) -> 
     return runs
 
 
+def _schedule(plan: ExecutionPlan, levels: list[LevelKernel], limit: int) -> tuple:
+    """The fast path's order of execution: maximal runs of consecutive sparse levels with
+    at most ``limit`` edges each (levels without edges included), a larger sparse level
+    as a run of its own, ``(level, kernel)`` for a dense level."""
+    steps: list = []
+    run: list[HostLevel] = []
+
+    def close() -> None:
+        if run:
+            steps.append(host_levels.make_run(tuple(run)))
+            run.clear()
+
+    for lv, k in enumerate(levels):
+        if k.dense is not None:
+            close()
+            steps.append((lv, k))
+            continue
+        if k.edge_stop - k.edge_start > limit:
+            close()
+        indptr = indices = None
+        if k.matrix is not None:
+            indices = k.matrix.indices
+            indptr = k.matrix.indptr.astype(indices.dtype, copy=False)
+        groups = tuple((g.activation, g.rows) for g in k.groups)
+        run.append(HostLevel(k.start, k.stop, k.edge_start, k.edge_stop, indptr, indices, groups))
+        if k.edge_stop - k.edge_start > limit:
+            close()
+    close()
+    return tuple(steps)
+
+
 def _global_edges(
     plan: ExecutionPlan, src: np.ndarray, limit: int
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -664,38 +693,3 @@ def _global_edges(
         return None, None
     level_start = np.repeat(plan.level_offsets[:-1], np.diff(plan.edge_offsets))
     return src, (level_start + plan.edge_row).astype(np.intp)
-
-
-def _edge_blocks(
-    indptr: np.ndarray, src: np.ndarray, min_edges: int
-) -> tuple[tuple[EdgeBlock, ...], np.ndarray]:
-    """Group a level's rows by in-degree for :meth:`NumpyBackend.level_edge_grads`.
-
-    Returns the blocks and the level-relative slots of the edges left to the generic pass.
-    The loop runs over distinct in-degrees, never over nodes or edges.
-    """
-    deg = np.diff(indptr).astype(np.int64)
-    n_rows = deg.shape[0]
-    none = np.zeros(0, dtype=np.intp)
-    if n_rows == 0 or src.shape[0] == 0:
-        return (), none
-    if deg[0] > 0 and np.all(deg == deg[0]):  # uniform in-degree: one block, no index copies
-        k = int(deg[0])
-        rows = np.arange(n_rows, dtype=np.intp)
-        return (EdgeBlock(k, rows, src.reshape(n_rows, k), None, True),), none
-    order = np.argsort(deg, kind="stable")
-    degrees, first, counts = np.unique(deg[order], return_index=True, return_counts=True)
-    blocks = []
-    rest = []
-    for k, f, c in zip(degrees.tolist(), first.tolist(), counts.tolist(), strict=True):
-        if k == 0:
-            continue
-        rows = order[f : f + c].astype(np.intp)  # ascending (stable sort)
-        slots = indptr[rows].astype(np.intp)[:, None] + np.arange(k, dtype=np.intp)
-        if c * k < min_edges:
-            rest.append(slots.reshape(-1))
-            continue
-        contiguous = bool(rows[-1] - rows[0] == c - 1)
-        blocks.append(EdgeBlock(k, rows, src[slots], None if contiguous else slots, contiguous))
-    rest_slots = np.sort(np.concatenate(rest)) if rest else none
-    return tuple(blocks), rest_slots

@@ -15,9 +15,24 @@ is created, so float32 results do not depend on the GPU generation.
 
 Kernels work like the NumPy reference, level by level on a node-major state ``H``
 ``[N, B]`` whose rows follow the plan's topological positions. :meth:`TorchBackend.compile`
-turns a plan into per-level index tensors on the device once. Per call, each level's
-weights are gathered straight from the weight vector into new tensors that the forward
-cache keeps, so ``backward`` uses exactly the weights its forward used.
+turns a plan into index tensors on the device once, vectorized over all levels (one
+sort merges the multi-edges of every csr level; a level's tensors are views of
+plan-wide ones), so a 10,000-level plan compiles in well under a second and a 1M-edge
+plan in about 0.1 s. Per forward, the weights of every sparse level are gathered from the
+weight vector in one call into a new tensor that the forward cache keeps, so
+``backward`` uses exactly the weights its forward used.
+
+**Small levels on the CPU** (``kernels="csr"``, ``device="cpu"``): a sparse level of at
+most ``host_level_edges`` edges (default 4096; an option of the factory, 0 turns it off)
+runs through :mod:`grapheme_backends.host_levels`: SciPy's ``csr_matvecs``/
+``csc_matvecs`` on NumPy views (``tensor.numpy()``, zero-copy) of the same state and
+entry values, and the weight gradients of all such levels in one chunked pass after the
+reverse sweep. Why: torch's dispatch costs about 5-20 us per operator call on the CPU, so
+a deep graph of levels of a few hundred edges spent its time in dispatch (10x the
+8-level graph of the same edge count); SciPy's kernels do such a level in a few
+microseconds, and torch's own kernels win above a few thousand edges. CUDA devices, the
+``index_add`` kernels and subclasses overriding :meth:`TorchBackend.activate` or
+:meth:`TorchBackend.activation_grad` keep every level on torch operators.
 
 ``kernels="csr"``
     forward ``H[l].addmm_(A_l, H[:start])`` with ``A_l`` a ``torch.sparse_csr_tensor``
@@ -36,9 +51,9 @@ cache keeps, so ``backward`` uses exactly the weights its forward used.
 **Dense blocks** (either ``kernels`` setting): a level dense enough (the policy of
 :class:`grapheme_core.dense.DensePolicy`, as in the NumPy reference) runs as
 ``H[l].addmm_(W_l, H[cols])`` forward and ``G[cols].addmm_(W_l^T, delta)``,
-``dL/dW_l = delta @ H[cols]^T`` backward; ``W_l`` is a copy of a contiguous slice of the
-weight vector when the layer was added row by row, else one scatter. The forward cache's
-``values`` entry of such a level is ``W_l`` (2-D).
+``dL/dW_l = delta @ H[cols]^T`` backward; ``W_l`` is a view of a contiguous slice of the
+weight vector when the layer was added row by row, else one scatter. The forward cache
+keeps ``W_l`` (2-D) in its ``dense`` mapping, by level.
 
 Measured on the development machine (2 CPU cores shared with other jobs, torch
 2.13.0+cpu) on the 1M-edge benchmark graph: 256 inputs, 8 levels of 4096 tanh nodes, 32
@@ -73,14 +88,18 @@ import attrs
 import numpy as np
 import torch
 
+from grapheme_backends import host_levels
+from grapheme_backends.host_levels import HostLevel, HostRun
 from grapheme_core.backend import API_VERSION
 from grapheme_core.dense import DenseLayout, DensePolicy
 from grapheme_core.errors import BackendLoadError
+from grapheme_core.graph_algorithms import stable_argsort
 from grapheme_core.plan import ExecutionPlan
 from grapheme_core.types import LEAKY_SLOPE, Activation
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _KERNELS = ("csr", "index_add")
+_EMPTY = np.zeros(0, dtype=np.float32)  # the host values of a plan without sparse entries
 
 
 class DeviceUnavailableError(BackendLoadError, ValueError):
@@ -134,10 +153,14 @@ def resolve_device(device: Any) -> torch.device:
 class _Level:
     """Index tensors of one level, on the device.
 
-    Each level has ``K`` *entries*: its edges in plan order for the index_add kernels;
-    for the csr kernels the nonzeros of ``A_l``, with columns sorted and multi-edges
-    merged into one entry (torch's CSR invariants ask for sorted, distinct columns).
-    Entry values are gathered straight from the model's weight vector.
+    Each level has ``K`` *entries* ``k0:k1`` of the plan's concatenated entries: its
+    edges in plan order for the index_add kernels and for host levels (see
+    :mod:`grapheme_backends.host_levels`); for the csr kernels the nonzeros of ``A_l``,
+    with columns sorted and multi-edges merged into one entry (torch's CSR invariants ask
+    for sorted, distinct columns); for a dense level the cells of ``W_l``. The values of
+    every sparse entry are gathered from the weight vector in one call per forward
+    (:attr:`CompiledTorchPlan.value_index`); the level tensors below are views of
+    plan-wide tensors, built once per compile.
     """
 
     start: int  # first topological position of the level
@@ -145,10 +168,8 @@ class _Level:
     k0: int  # the level's entries are k0:k1 of the plan's concatenated entries
     k1: int
     groups: tuple[tuple[Activation, torch.Tensor | None], ...]
-    weight_index: torch.Tensor | None = None  # [K] weight of each entry (csr: its first edge)
-    # csr: further edges merged into an entry (multi-edges); None when there are none
-    dup_entry: torch.Tensor | None = None
-    dup_weight_index: torch.Tensor | None = None
+    index: int = 0  # the level's number in the plan
+    host: bool = False  # runs through host_levels (CPU, small): no tensors below
     # index_add kernels, per entry (= edge)
     src: torch.Tensor | None = None  # source position
     row: torch.Tensor | None = None  # destination row within the level
@@ -161,6 +182,7 @@ class _Level:
     zero_values: torch.Tensor | None = None  # [K] sampling pattern for sampled_addmm
     # dense blocks: entries are the cells of W_l [rows, n_cols] (row-major)
     dense: DenseLayout | None = None
+    weight_index: torch.Tensor | None = None  # [E_l] weight of each edge (None: weight slice)
     dense_cells: torch.Tensor | None = None  # [E_l] cell of each edge (None: weight slice)
     dense_cols: torch.Tensor | None = None  # [n_cols] source positions (None: contiguous)
     dense_slice: tuple[int, int] | None = None  # W_l is weight[a:b] (row-major) when set
@@ -182,6 +204,12 @@ class CompiledTorchPlan:
     kernels: str
     levels: tuple[_Level, ...]
     num_entries: int
+    #: forward order of execution: a level, or a host_levels.HostRun of consecutive levels
+    schedule: tuple[_Level | HostRun, ...]
+    num_sparse: int  # entries 0:num_sparse are the sparse levels' (values gathered at once)
+    value_index: torch.Tensor | None  # [num_sparse] weight of each entry (its first edge)
+    dup_entry: torch.Tensor | None  # csr: further edges merged into an entry (multi-edges)
+    dup_weight_index: torch.Tensor | None
     grad_index: torch.Tensor  # [E] weight -> its entry: dL/dw = entry gradients[grad_index]
     order: torch.Tensor  # topo position -> node slot
     position: torch.Tensor  # node slot -> topo position
@@ -193,6 +221,8 @@ class CompiledTorchPlan:
     output_range: tuple[int, int] | None = None
     grad_identity: bool = False  # grad_index is arange(E): entry gradients are dL/dw
     order_identity: bool = False  # topological positions are node slots
+    host_runs: tuple[HostRun, ...] = ()  # the HostRun steps of ``schedule``
+    dense_views: bool = False  # some dense level's W_l is a view of the weight vector
 
 
 def _as_range(index: np.ndarray) -> tuple[int, int] | None:
@@ -210,8 +240,9 @@ class ForwardCache:
     """What backward needs: the node values and the entry values the forward used."""
 
     h: torch.Tensor  # [N, B], rows in topological positions
-    # per level: copies, or views of ``weight`` for dense levels whose W_l is a slice of it
-    values: tuple[torch.Tensor | None, ...]
+    values: torch.Tensor | None  # [num_sparse] entry values of the sparse levels (a copy)
+    # level -> W_l of each dense level: a copy, or a view of ``weight`` when a slice of it
+    dense: dict[int, torch.Tensor] = attrs.Factory(dict)
     weight: torch.Tensor | None = None  # the weight vector the views above look into
     weight_version: int = 0  # its in-place version counter at forward time
 
@@ -240,11 +271,23 @@ class TorchBackend(DensePolicy):
         device: str | torch.device = "cpu",
         num_threads: int | None = None,
         kernels: str = "csr",
+        host_level_edges: int | None = None,
     ) -> None:
         self.device = resolve_device(device)
         if kernels not in _KERNELS:
             raise ValueError(f"kernels must be one of {', '.join(_KERNELS)}; got {kernels!r}")
         self.kernels = kernels
+        if host_level_edges is not None:
+            if (
+                isinstance(host_level_edges, bool)
+                or int(host_level_edges) != host_level_edges
+                or host_level_edges < 0
+            ):
+                raise ValueError(
+                    f"host_level_edges must be an integer >= 0 (0: no level on the host), "
+                    f"got {host_level_edges!r}"
+                )
+            self.host_level_edges = int(host_level_edges)
         if num_threads is not None:
             if isinstance(num_threads, bool) or int(num_threads) != num_threads or num_threads < 1:
                 raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
@@ -327,52 +370,119 @@ class TorchBackend(DensePolicy):
         return 1 - h * h  # tanh
 
     # -- kernels ---------------------------------------------------------------------
+    #: on the CPU (``kernels="csr"``), sparse levels with at most this many edges run
+    #: through :mod:`grapheme_backends.host_levels` (NumPy/SciPy on zero-copy views of the
+    #: same state), where torch's per-call dispatch would dominate; 0 turns that off.
+    #: SciPy's kernels win below about 5,000 edges at batch 64, torch's above (per-level
+    #: figures in docs/performance.md).
+    host_level_edges = 4096
+    #: entries per chunk of the host levels' fused weight-gradient pass (``// batch``)
+    host_chunk_elements = 1 << 16
+    #: in that pass, rows of equal in-degree are batched from this many edges per group
+    host_min_block_edges = 1024
+
+    def _host_limit(self) -> int:
+        """Edges up to which a sparse level runs on the host; 0 where none may."""
+        cls = type(self)
+        custom = (
+            cls.activate is not TorchBackend.activate
+            or cls.activation_grad is not TorchBackend.activation_grad
+        )  # a subclass's elementwise seams must see every level
+        if self.device.type != "cpu" or self.kernels != "csr" or custom:
+            return 0
+        if not host_levels.AVAILABLE:  # pragma: no cover - other SciPy layouts
+            return 0
+        return int(self.host_level_edges)
+
     def compile(self, plan: ExecutionPlan, dtype: str) -> CompiledTorchPlan:
+        """Vectorized over all levels: one sort of the csr levels' edges by
+        (destination, source) merges the multi-edges of every level at once, and a level
+        only takes views of plan-wide tensors (a torch csr level also counts the row
+        pointers of its transpose)."""
         dt = _torch_dtype(dtype)
         dev = self.device
 
         def idx(a: np.ndarray) -> torch.Tensor:  # a copy: never shares the plan's memory
             return torch.from_numpy(np.array(a, dtype=np.int64, order="C")).to(dev)
 
-        levels = []
-        # entry of each plan-ordered (destination-sorted) edge, over all levels
-        edge_entry = np.empty(plan.num_edges, dtype=np.int64)
-        k0 = 0
-        for lv, nodes, edges, groups in plan.levels():
+        def own(a: np.ndarray) -> torch.Tensor:  # an array made here: shared, not copied
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(dev)
+
+        n_levels = plan.num_levels
+        level_edges = np.diff(plan.edge_offsets)
+        dense = [self.dense_layout(plan, lv) if level_edges[lv] else None for lv in range(n_levels)]
+        is_dense = np.array([d is not None for d in dense], dtype=bool)
+        host_limit = self._host_limit()
+        is_host = ~is_dense & (level_edges <= host_limit) & (host_limit > 0)
+        merged = ~is_dense & ~is_host & (level_edges > 0) & (self.kernels == "csr")
+        lay = _entry_layout(plan, level_edges, is_dense, merged, dense)
+        num_sparse = int(lay.value_index.shape[0])
+        index_dtype = np.int32 if max(plan.num_nodes, plan.num_edges) < 2**31 - 1 else np.int64
+        torch_sparse = ~is_dense & ~is_host & (level_edges > 0)
+        src_t = own(lay.entry_src) if torch_sparse.any() else None
+        row_t = None
+        if torch_sparse.any() and self.kernels == "index_add":  # rows within their level
+            count = (lay.k1 - lay.k0) * ~is_dense
+            row_t = own(lay.entry_dst - np.repeat(plan.level_offsets[:-1], count))
+        zero_t = torch.zeros(num_sparse, dtype=dt, device=dev) if merged.any() else None
+        host_src = lay.entry_src.astype(index_dtype) if is_host.any() else None
+        levels: list[_Level] = []
+        schedule: list[_Level | HostRun] = []
+        run: list[HostLevel] = []
+
+        def close_run() -> None:
+            if run:
+                schedule.append(_host_run(plan, tuple(run), lay, self.host_min_block_edges))
+                run.clear()
+
+        for lv in range(n_levels):
+            lo, hi = int(plan.level_offsets[lv]), int(plan.level_offsets[lv + 1])
+            k0, k1 = int(lay.k0[lv]), int(lay.k1[lv])
+            groups = plan.groups[lv]
+            if is_host[lv]:
+                indptr = indices = None
+                if k1 > k0:
+                    indptr = (plan.indptr[lo : hi + 1] - plan.indptr[lo]).astype(index_dtype)
+                    indices = host_src[k0:k1]
+                grp = tuple((g.activation, g.rows) for g in groups)
+                run.append(HostLevel(lo, hi, k0, k1, indptr, indices, grp))
+                levels.append(_Level(lo, hi, k0, k1, (), index=lv, host=True))
+                continue
+            close_run()
             grp = tuple((g.activation, None if g.rows is None else idx(g.rows)) for g in groups)
             fields: dict[str, Any] = {}
-            k1 = k0
-            dense = self.dense_layout(plan, lv) if edges.stop > edges.start else None
-            if dense is not None:
-                k1 = k0 + dense.rows * dense.n_cols
-                edge_entry[edges] = k0 + dense.cells
-                fields.update(self._dense_fields(dense, plan.edge_order[edges], idx))
-            elif edges.stop > edges.start:
-                src, row = plan.edge_src[edges], plan.edge_row[edges]
-                w_index = plan.edge_order[edges]
-                if self.kernels == "index_add":
-                    k1 = k0 + src.shape[0]
-                    edge_entry[edges] = np.arange(k0, k1)
-                    fields.update(src=idx(src), row=idx(row), weight_index=idx(w_index))
-                else:
-                    slot, csr = self._csr_indices(nodes, row, src, w_index, idx, dt)
-                    k1 = k0 + csr["col"].shape[0]
-                    edge_entry[edges] = k0 + slot
-                    fields.update(csr)
-            levels.append(_Level(nodes.start, nodes.stop, k0, k1, grp, **fields))
-            k0 = k1
-        if self.kernels == "csr" and plan.num_edges:
+            if dense[lv] is not None:
+                edges = plan.level_edges(lv)
+                fields.update(self._dense_fields(dense[lv], plan.edge_order[edges], idx))
+            elif k1 > k0 and self.kernels == "index_add":
+                fields.update(src=src_t[k0:k1], row=row_t[k0:k1])
+            elif k1 > k0:
+                fields.update(_csr_fields(lay, lo, hi, k0, k1, idx))
+                fields.update(col=src_t[k0:k1], zero_values=zero_t[k0:k1])
+            level = _Level(lo, hi, k0, k1, grp, index=lv, **fields)
+            levels.append(level)
+            schedule.append(level)
+        close_run()
+        if merged.any():
             _quiet_sparse_beta_warning()
         grad_index = np.empty(plan.num_edges, dtype=np.int64)
-        grad_index[plan.edge_order] = edge_entry
+        grad_index[plan.edge_order] = lay.edge_entry
+        dups = lay.dup_entry.shape[0] > 0
         return CompiledTorchPlan(
             plan=plan,
             dtype=dt,
             device=dev,
             kernels=self.kernels,
             levels=tuple(levels),
-            num_entries=k0,
-            grad_index=idx(grad_index),
+            num_entries=lay.num_entries,
+            schedule=tuple(schedule),
+            host_runs=tuple(s for s in schedule if isinstance(s, HostRun)),
+            num_sparse=num_sparse,
+            value_index=own(lay.value_index) if num_sparse else None,
+            dup_entry=own(lay.dup_entry) if dups else None,
+            dup_weight_index=own(lay.dup_weight_index) if dups else None,
+            dense_views=any(lv.dense_slice is not None for lv in levels),
+            grad_index=own(grad_index),
             order=idx(plan.order),
             position=idx(plan.position),
             has_bias=torch.from_numpy(plan.has_bias.copy()).to(device=dev, dtype=dt),
@@ -413,38 +523,6 @@ class TorchBackend(DensePolicy):
             return h[lv.dense.col_start : lv.dense.col_stop]
         return h.index_select(0, lv.dense_cols)
 
-    def _csr_indices(
-        self, nodes: slice, row: np.ndarray, src: np.ndarray, w_index: np.ndarray, idx, dt
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """CSR structure of one level and of its transpose, multi-edges merged.
-
-        Returns the entry of each of the level's edges and the level's tensors.
-        """
-        start, n_rows = nodes.start, nodes.stop - nodes.start
-        key = row * start + src  # (row, source) pairs in row-major order
-        entries, first, slot = np.unique(key, return_index=True, return_inverse=True)
-        slot = slot.reshape(-1)
-        e_row, e_col = entries // start, entries % start
-        crow = np.zeros(n_rows + 1, dtype=np.int64)
-        np.cumsum(np.bincount(e_row, minlength=n_rows), out=crow[1:])
-        t_order = np.lexsort((e_row, e_col))  # by source, then row
-        t_crow = np.zeros(start + 1, dtype=np.int64)
-        np.cumsum(np.bincount(e_col, minlength=start), out=t_crow[1:])
-        extra = np.ones(slot.shape[0], dtype=bool)
-        extra[first] = False  # edges after the first of their entry
-        fields = {
-            "weight_index": idx(w_index[first]),
-            "dup_entry": idx(slot[extra]) if extra.any() else None,
-            "dup_weight_index": idx(w_index[extra]) if extra.any() else None,
-            "crow": idx(crow),
-            "col": idx(e_col),
-            "t_crow": idx(t_crow),
-            "t_col": idx(e_row[t_order]),
-            "t_order": idx(t_order),
-            "zero_values": torch.zeros(entries.shape[0], dtype=dt, device=self.device),
-        }
-        return slot, fields
-
     #: build every sparse tensor with torch's (slow) invariant checks; for tests
     check_sparse_invariants = False
 
@@ -452,13 +530,6 @@ class TorchBackend(DensePolicy):
         return torch.sparse_csr_tensor(
             crow, col, values, size=shape, check_invariants=self.check_sparse_invariants
         )
-
-    def _entry_values(self, lv: _Level, weight: torch.Tensor) -> torch.Tensor:
-        """The level's entry values (a new tensor): its weights, multi-edges summed."""
-        values = weight.index_select(0, lv.weight_index)
-        if lv.dup_entry is not None:
-            values.index_add_(0, lv.dup_entry, weight.index_select(0, lv.dup_weight_index))
-        return values
 
     @torch.no_grad()
     def forward(
@@ -472,14 +543,26 @@ class TorchBackend(DensePolicy):
             h[c.input_range[0] : c.input_range[1]] = x.T.to(h.dtype)
         else:
             h.index_copy_(0, c.input_positions, x.T.to(h.dtype))
-        values: list[torch.Tensor | None] = []
-        for lv in c.levels:
+        values = None
+        if c.num_sparse:  # every sparse level's entry values in one gather
+            values = weight.index_select(0, c.value_index)
+            if c.dup_entry is not None:
+                values.index_add_(0, c.dup_entry, weight.index_select(0, c.dup_weight_index))
+        dense: dict[int, torch.Tensor] = {}
+        host = None
+        for step in c.schedule:
+            if type(step) is HostRun:
+                if host is None:
+                    host = (h.numpy(), _EMPTY if values is None else values.numpy())
+                host_levels.forward_run(step, *host)
+                continue
+            lv = step
             block = h[lv.start : lv.stop]
+            w = None
             if lv.dense is not None:
-                w = self._dense_weight(lv, weight)
-            else:
-                w = self._entry_values(lv, weight) if lv.has_edges else None
-            values.append(w)
+                w = dense[lv.index] = self._dense_weight(lv, weight)
+            elif lv.has_edges:
+                w = values[lv.k0 : lv.k1]
             if w is not None and batch:
                 if lv.dense is not None:
                     block.addmm_(w, self._dense_sources(lv, h))
@@ -494,10 +577,9 @@ class TorchBackend(DensePolicy):
                 else:
                     block.index_copy_(0, rows, self.activate(act, block.index_select(0, rows)))
         y = _rows(h, c.output_range, c.output_positions).T.contiguous()
-        views = any(lv.dense_slice is not None for lv in c.levels)
-        if not views:
-            return y, ForwardCache(h, tuple(values))
-        return y, ForwardCache(h, tuple(values), weight, weight._version)
+        if not c.dense_views:
+            return y, ForwardCache(h, values, dense)
+        return y, ForwardCache(h, values, dense, weight, weight._version)
 
     @torch.no_grad()
     def backward(
@@ -572,7 +654,8 @@ class TorchBackend(DensePolicy):
         grad_entries: torch.Tensor | None,
     ) -> torch.Tensor:
         """The levels in reverse: returns ``dL/dz`` ``[N, B]`` of every position and, when
-        ``grad_entries`` is given, writes the weight gradient of every entry into it."""
+        ``grad_entries`` is given, writes the weight gradient of every entry into it (host
+        runs' in one fused pass after the sweep)."""
         h = cache.h
         batch = h.shape[1]
         g = torch.zeros_like(h)
@@ -581,7 +664,15 @@ class TorchBackend(DensePolicy):
         else:  # positions are distinct
             g.index_copy_(0, c.output_positions, grad_out.T.to(h.dtype))
         weight_grads = grad_entries is not None
-        for lv, w in zip(reversed(c.levels), reversed(cache.values), strict=True):
+        values = cache.values
+        host = None
+        for step in reversed(c.schedule):
+            if type(step) is HostRun:
+                if host is None:
+                    host = (h.numpy(), g.numpy(), _EMPTY if values is None else values.numpy())
+                host_levels.reverse_run(step, *host)
+                continue
+            lv = step
             delta = g[lv.start : lv.stop]  # becomes dL/dz of this level, in place
             h_lv = h[lv.start : lv.stop]
             for act, rows in lv.groups:
@@ -593,9 +684,10 @@ class TorchBackend(DensePolicy):
                     d = self.activation_grad(act, h_lv.index_select(0, rows))
                     if d is not None:
                         delta.index_copy_(0, rows, delta.index_select(0, rows).mul_(d))
-            if w is None or not batch:
+            if not lv.has_edges or not batch:
                 continue
             if lv.dense is not None:
+                w = cache.dense[lv.index]
                 if lv.dense_cols is None:
                     g[lv.dense.col_start : lv.dense.col_stop].addmm_(w.t(), delta)
                 else:
@@ -603,7 +695,9 @@ class TorchBackend(DensePolicy):
                 if weight_grads:
                     out = grad_entries[lv.k0 : lv.k1].view(lv.dense.rows, lv.dense.n_cols)
                     torch.mm(delta, self._dense_sources(lv, h).t(), out=out)
-            elif c.kernels == "csr":
+                continue
+            w = values[lv.k0 : lv.k1]
+            if c.kernels == "csr":
                 at = self._csr(
                     lv.t_crow, lv.t_col, w.index_select(0, lv.t_order), (lv.start, lv.rows)
                 )
@@ -616,6 +710,12 @@ class TorchBackend(DensePolicy):
                 self._index_add_product(g, lv.src, delta, lv.row, w)
                 if weight_grads:
                     self.edge_grads(delta, h, lv.row, lv.src, grad_entries[lv.k0 : lv.k1])
+        if weight_grads and host is not None:
+            out = grad_entries.numpy()
+            for run in c.host_runs:
+                host_levels.run_edge_grads(
+                    run, host[0], host[1], out[run.k0 : run.k1], self.host_chunk_elements
+                )
         return g
 
     @torch.no_grad()
@@ -669,6 +769,159 @@ class TorchBackend(DensePolicy):
         self, table: torch.Tensor, index: np.ndarray, rows: torch.Tensor
     ) -> torch.Tensor:
         return table.index_add_(0, self._index(index), rows.to(table.dtype))
+
+
+@attrs.frozen(eq=False)
+class _EntryLayout:
+    """Where every edge's weight sits among a compiled plan's entries (host arrays).
+
+    Entries ``0:num_sparse`` belong to the sparse levels, in level order (a csr level's
+    in (row, source) order, multi-edges merged; other levels' one per edge, plan order);
+    dense levels' cells follow. ``entry_*`` describe the sparse entries; ``value_index``
+    is the weight of each (for a merged entry, that of its first edge) and the
+    ``dup_*`` pairs add the further edges of merged entries.
+    """
+
+    k0: np.ndarray  # [L] first entry of each level
+    k1: np.ndarray
+    num_entries: int
+    edge_entry: np.ndarray  # [E] plan-ordered edge -> its entry
+    entry_src: np.ndarray  # [S] source position
+    entry_dst: np.ndarray  # [S] destination position
+    value_index: np.ndarray  # [S]
+    dup_entry: np.ndarray
+    dup_weight_index: np.ndarray
+
+
+def _entry_layout(
+    plan: ExecutionPlan,
+    level_edges: np.ndarray,
+    is_dense: np.ndarray,
+    merged: np.ndarray,
+    dense: list[DenseLayout | None],
+) -> _EntryLayout:
+    """Vectorized over all edges: the merge of the csr levels' multi-edges is one sort of
+    (destination, source) keys, whatever the number of levels (none at all when every
+    row already lists distinct sources in ascending order)."""
+    n_levels, n = plan.num_levels, plan.num_nodes
+    src, order = np.asarray(plan.edge_src, dtype=np.int64), plan.edge_order
+    dst = np.repeat(np.arange(n, dtype=np.int64), np.diff(plan.indptr))  # plan order: by dst
+    edge_entry = np.empty(plan.num_edges, dtype=np.int64)
+    sparse = ~is_dense & (level_edges > 0)
+    count = np.where(sparse, level_edges, 0)
+    every = bool(merged[level_edges > 0].all())  # every edge in a merged (csr) level
+    edge_level = None if every else np.repeat(np.arange(n_levels), level_edges)
+    m_edges = None if every else np.flatnonzero(merged[edge_level])  # None: all of them
+    m_dst = dst if every else dst[m_edges]
+    m_src = src if every else src[m_edges]
+    if every:
+        del dst  # no edge outside the merged levels needs it
+    if m_dst.shape[0]:
+        new = np.ones(m_dst.shape[0], dtype=bool)
+        np.logical_or(m_dst[1:] != m_dst[:-1], m_src[1:] > m_src[:-1], out=new[1:])
+        perm = None
+        if not new.all():  # some row is unsorted or repeats a source: sort by (dst, src)
+            # one sort of 64-bit (dst, src) keys (NumPy's SIMD sort: about half the time of
+            # two radix passes and their gathers); equal keys may come in any order, as a
+            # merged entry sums all its edges
+            key = (m_dst << 32) | m_src
+            perm = np.argsort(key)
+            key = key[perm]
+            m_dst, m_src = key >> 32, key & 0xFFFFFFFF
+            np.not_equal(key[1:], key[:-1], out=new[1:])
+            del key
+        se = perm if every else (m_edges if perm is None else m_edges[perm])  # sorted edges
+        group = np.cumsum(new) - 1
+        first = np.flatnonzero(new)  # the first edge (plan order) of each merged entry
+        reps = first if se is None else se[first]
+        if every:  # sorted edges keep level order: count entries at the level boundaries
+            last = plan.edge_offsets[1:] - 1  # each level's last edge (-1: none before)
+            through = np.where(last >= 0, group[np.maximum(last, 0)] + 1, 0)
+            per_level = np.diff(through, prepend=0)
+        else:
+            per_level = np.bincount(edge_level[reps], minlength=n_levels)
+        count[merged] = per_level[merged]
+    k_sparse = np.zeros(n_levels + 1, dtype=np.int64)
+    np.cumsum(count, out=k_sparse[1:])
+    num_sparse = int(k_sparse[-1])
+    entry_src = np.empty(num_sparse, dtype=np.int64)
+    entry_dst = np.empty(num_sparse, dtype=np.int64)
+    value_index = np.empty(num_sparse, dtype=order.dtype)
+    plain = np.zeros(0, dtype=np.int64) if every else np.flatnonzero((sparse & ~merged)[edge_level])
+    if plain.shape[0]:  # one entry per edge, plan order
+        lv = edge_level[plain]
+        entry = k_sparse[lv] + plain - plan.edge_offsets[lv]
+        edge_entry[plain] = entry
+        entry_src[entry], entry_dst[entry], value_index[entry] = (
+            src[plain],
+            dst[plain],
+            order[plain],
+        )
+    dup_entry = dup_weight = np.zeros(0, dtype=np.int64)
+    if m_dst.shape[0]:
+        first_group = np.zeros(n_levels + 1, dtype=np.int64)
+        np.cumsum(per_level, out=first_group[1:])
+        shift = k_sparse - first_group  # entries of earlier non-merged levels
+        g_entry = group if not shift.any() else group + shift[edge_level[reps]][group]
+        del edge_level
+        entries = g_entry[first]
+        if se is None:
+            edge_entry[:] = g_entry
+        else:
+            edge_entry[se] = g_entry
+        entry_src[entries], entry_dst[entries] = m_src[first], m_dst[first]
+        value_index[entries] = order[reps]
+        if first.shape[0] < new.shape[0]:
+            extra = ~new
+            dup_entry = g_entry[extra]
+            dup_weight = order[np.flatnonzero(extra) if se is None else se[extra]]
+    k0, k1 = k_sparse[:-1].copy(), k_sparse[1:].copy()
+    at = num_sparse
+    for level in np.flatnonzero(is_dense).tolist():
+        d = dense[level]
+        k0[level], k1[level] = at, at + d.rows * d.n_cols
+        edge_entry[plan.level_edges(level)] = at + d.cells
+        at = int(k1[level])
+    return _EntryLayout(
+        k0=k0,
+        k1=k1,
+        num_entries=at,
+        edge_entry=edge_entry,
+        entry_src=entry_src,
+        entry_dst=entry_dst,
+        value_index=value_index,
+        dup_entry=dup_entry,
+        dup_weight_index=dup_weight,
+    )
+
+
+def _csr_fields(lay: _EntryLayout, lo: int, hi: int, k0: int, k1: int, idx) -> dict[str, Any]:
+    """Row pointers of one csr level and its transpose ``A_l^T`` (rows: positions
+    ``0:lo``), whose entries are the level's sorted by source (radix sort, stable, so
+    the rows stay ascending within a source)."""
+    rows = hi - lo
+    e_row = lay.entry_dst[k0:k1] - lo
+    e_col = lay.entry_src[k0:k1]
+    crow = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(e_row, minlength=rows), out=crow[1:])
+    t_order = stable_argsort(e_col, lo)
+    t_crow = np.zeros(lo + 1, dtype=np.int64)
+    np.cumsum(np.bincount(e_col, minlength=lo), out=t_crow[1:])
+    return {
+        "crow": idx(crow),
+        "t_crow": idx(t_crow),
+        "t_col": idx(e_row[t_order]),
+        "t_order": idx(t_order),
+    }
+
+
+def _host_run(plan: ExecutionPlan, run: tuple[HostLevel, ...], lay: _EntryLayout, min_block: int):
+    """A :class:`HostRun` of consecutive host levels, its edges grouped for the fused
+    weight-gradient pass (a host level's entries are its edges, plan order)."""
+    lo, hi = run[0].start, run[-1].stop
+    indptr = plan.indptr[lo : hi + 1] - plan.indptr[lo]
+    src = lay.entry_src[run[0].k0 : run[-1].k1].astype(np.intp)
+    return host_levels.make_run(run, host_levels.edge_groups(indptr, src, min_block))
 
 
 def _rows(state: torch.Tensor, rng: tuple[int, int] | None, index: torch.Tensor) -> torch.Tensor:
