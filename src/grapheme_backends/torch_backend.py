@@ -107,6 +107,8 @@ class DeviceUnavailableError(BackendLoadError, ValueError):
 
 
 def _torch_dtype(dtype: Any) -> torch.dtype:
+    if type(dtype) is str and dtype in _DTYPES:  # the common case, without np.dtype (~20 us)
+        return _DTYPES[dtype]
     if isinstance(dtype, torch.dtype):
         if dtype in _DTYPES.values():
             return dtype

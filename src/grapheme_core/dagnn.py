@@ -386,7 +386,8 @@ class DagNN:
                     )
                 g[:, col] = v
             return g
-        g = _to_host(self.backend, grad).astype(np.float64, copy=False)
+        # the model's dtype directly: the backend converts to it anyway (one rounding either way)
+        g = _to_host(self.backend, grad).astype(self.dtype, copy=False)
         expected = (n_out,) if one_d else (batch, n_out)
         if one_d and g.shape == (1, n_out):  # [B, n_outputs] with B = 1 is fine too
             return g
