@@ -39,7 +39,7 @@ from typing import Any
 import click
 import numpy as np
 
-from grapheme_core import DagNN
+from grapheme_core import DagNN, get_backend
 from grapheme_core.losses import softmax_cross_entropy
 from grapheme_core.topology import SET, RigL, layered_dag
 
@@ -327,7 +327,7 @@ def run_speed(
 
 
 # -- SET update cost --------------------------------------------------------------------------
-def run_set_cost(edges: int, batch: int, runs: int, backends: list[str]) -> dict:
+def run_set_cost(edges: int, batch: int, runs: int, backends: list[str], threads: int = 1) -> dict:
     width = 4096
     density = edges / (2 * width * width)
     base, layers = layered_dag([width, width, width], density, seed=0)
@@ -336,7 +336,11 @@ def run_set_cost(edges: int, batch: int, runs: int, backends: list[str]) -> dict
     t = rng.normal(size=(batch, width)).astype(np.float32)
     rows = {}
     for name in backends:
-        dag = base.to_backend(name)
+        # torch with a fixed thread count, as in the speed part: its default of one OpenMP
+        # thread per core makes a step several times slower whenever another process holds
+        # a core, which would flatter the update-over-step ratio
+        backend = get_backend(name, num_threads=threads) if name == "torch" else name
+        dag = base.to_backend(backend)
         step = _grapheme_step(dag, x, t, 1e-3)
         t_step = _median_time(step, runs)
         cpu_steps = []
@@ -370,7 +374,7 @@ def run_set_cost(edges: int, batch: int, runs: int, backends: list[str]) -> dict
             "update_cpu_ms": 1e3 * cpu_update,
             "update_over_step_cpu": cpu_update / cpu_step,
         }
-    return {"batch": batch, "runs": runs, "backends": rows}
+    return {"batch": batch, "runs": runs, "torch_threads": threads, "backends": rows}
 
 
 # -- scale --------------------------------------------------------------------------------------
@@ -449,7 +453,7 @@ def run_scale(hidden: int, steps: int, batch: int, backend: str) -> dict:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="torch threads in the speed part (both sides).",
+    help="torch threads in the speed part (both sides) and the set-cost part.",
 )
 @click.option("--sparsities", default="0.9,0.99,0.999", show_default=True)
 @click.option("--set-edges", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
@@ -478,7 +482,7 @@ def bench_sparse(update_every, set_init, parts, backend, seeds, epochs, density,
             sp = [float(s) for s in sparsities.split(",")]
             result[part] = run_speed(width, batch, runs, speed_backends.split(","), sp, threads)
         elif part == "set-cost":
-            result[part] = run_set_cost(set_edges, batch, runs, set_backends.split(","))
+            result[part] = run_set_cost(set_edges, batch, runs, set_backends.split(","), threads)
         else:
             result[part] = run_scale(scale_hidden, scale_steps, 32, backend)
         if not as_json:
