@@ -344,11 +344,7 @@ class NumpyBackend(DensePolicy):
                 _spmm_add(k.matrix, h[: k.start], block, fast)
             elif k.dense is not None:
                 self.dense_forward(k, compiled.dense_weights[lv], h, block)
-            for g in k.groups:
-                if g.rows is None:
-                    self.activate(g.activation, block)
-                else:
-                    block[g.rows] = self.activate(g.activation, block[g.rows])
+            self._activate_groups(k, block)
         return h[compiled.outputs].T.copy(), (h, sorted_w)
 
     def _dense_level_forward(
@@ -356,6 +352,10 @@ class NumpyBackend(DensePolicy):
     ) -> None:
         block = h[k.start : k.stop]
         self.dense_forward(k, compiled.dense_weights[lv], h, block)
+        self._activate_groups(k, block)
+
+    def _activate_groups(self, k: LevelKernel, block: np.ndarray) -> None:
+        """Apply each activation group of level ``k`` to its rows of ``block``, in place."""
         for g in k.groups:
             if g.rows is None:
                 self.activate(g.activation, block)
