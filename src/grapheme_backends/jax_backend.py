@@ -154,9 +154,10 @@ _HOST_EDIT = 1 << 24
 #: operation, whose program is compiled once for the fixed shapes of a training run
 _HOST_STEP = 1 << 16
 #: ... and a shape seen this often by one of those per-step operations goes to the device
-#: too: the host path costs about 60 us a call more than a compiled eager operation (a
+#: too: the host path costs some 20-60 us a call more than a compiled eager operation (a
 #: ``device_put``), so a training loop repeating its shapes soon earns back the compile
-_WARM = 256
+#: (64 host calls cost less than one compile; the conformance suite's cases stay below)
+_WARM = 64
 #: most compiled programs kept per backend (least recently used dropped first)
 _PROGRAM_CACHE = 8
 
