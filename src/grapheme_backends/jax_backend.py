@@ -101,6 +101,19 @@ the hand-written one (compile 7.8 s against 3.0 s), which is why only the latter
 Tiny graphs pay JAX's per-call dispatch (about 50 us per kernel call here), so the NumPy
 backend is faster below a few thousand edges. A growing graph recompiles per structural
 edit (the new plan, and the elementwise optimizer kernels for the new parameter sizes).
+
+**Bookkeeping on the host.** An eager JAX operation compiles a small XLA program for
+every new shape, and model bookkeeping meets many shapes (each edit changes the
+parameter count; a test suite builds hundreds of graphs). So ``take`` and ``concat``
+(edits) run in NumPy for arrays up to 16M elements and put the result on the device
+once; ``add``, ``scale``, ``sum_squares``, ``zeros``, the embedding row gather/scatter
+and the padding of a batch to its bucket (and the slice back) do the same for arrays
+up to 65,536 elements until a shape has been seen 64 times, after which that shape
+takes the eager device operation (compiled once; a ``device_put`` costs more per call
+than a compiled operation, so a training loop gets the device path after its first
+steps). Both paths give the same values and dtype and never alias their inputs. In the
+jax column of the conformance matrix this took the XLA compiles from 1,688 log entries
+(about 1,190 of them eager operations) to 508 (12 eager).
 """
 
 from __future__ import annotations
