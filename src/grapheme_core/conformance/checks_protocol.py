@@ -111,6 +111,23 @@ def _to_numpy_copies(ctx: Context) -> None:
         compare(f"[{dtype}] Embedding.lookup() result after step()", rows, r_kept, EXACT)
 
 
+def _inputs_unchanged_after_add(
+    ctx: Context, dtype: str, out: Any, shape: tuple[int, ...], inputs: dict[str, tuple]
+) -> None:
+    """Add ones to ``out`` in place (backends whose ``add`` mutates its first argument do
+    so), then require every ``(native input, its original values)`` to be unchanged: the
+    result must not alias its inputs."""
+    b = ctx.backend
+    b.add(out, b.asarray(np.ones(shape), dtype))
+    for name, (native, original) in inputs.items():
+        compare(
+            f"[{dtype}] {name} input after an in-place add on the result",
+            _host(ctx, native, dtype, "to_numpy"),
+            original,
+            EXACT,
+        )
+
+
 @check("protocol.concat", "concat joins along axis 0 in order, keeps dtype, copies its inputs")
 def _concat(ctx: Context) -> None:
     b = ctx.backend
@@ -126,19 +143,8 @@ def _concat(ctx: Context) -> None:
                 np.concatenate([a0, b0]),
                 EXACT,
             )
-            b.add(out, b.asarray(np.ones(got.shape), dtype))  # must not reach the inputs
-            compare(
-                f"[{dtype}] concat's first input after an in-place add on the result",
-                _host(ctx, first, dtype, "to_numpy"),
-                a0,
-                EXACT,
-            )
-            compare(
-                f"[{dtype}] concat's second input after an in-place add on the result",
-                _host(ctx, second, dtype, "to_numpy"),
-                b0,
-                EXACT,
-            )
+            inputs = {"concat's first": (first, a0), "concat's second": (second, b0)}
+            _inputs_unchanged_after_add(ctx, dtype, out, got.shape, inputs)
 
 
 @check("protocol.take", "take returns rows in index order (unsorted, repeated, empty) as a copy")
@@ -154,13 +160,7 @@ def _take(ctx: Context) -> None:
                 got = _host(ctx, out, dtype, f"take(index={index})")
                 compare(f"[{dtype}] take({list(shape)} array, index={index})", got, v0[idx], EXACT)
                 if idx.size:
-                    b.add(out, b.asarray(np.ones(got.shape), dtype))
-                    compare(
-                        f"[{dtype}] take's input after an in-place add on the result",
-                        _host(ctx, value, dtype, "to_numpy"),
-                        v0,
-                        EXACT,
-                    )
+                    _inputs_unchanged_after_add(ctx, dtype, out, got.shape, {"take's": (value, v0)})
 
 
 @check("protocol.add", "add returns first + second elementwise (1-D and 2-D), keeps dtype")
