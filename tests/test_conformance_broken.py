@@ -418,6 +418,17 @@ def test_each_bug_fails_its_checks(registered, name):
     assert all(report.result(name, c).outcome == "failed" for c in must_fail)
 
 
+def _failed_on_a_wrong_value(report, name: str, check: str):
+    """The result of ``check`` on ``name``: failed on a wrong value (not a crash), with the
+    standard message prefix and, where the check measures one, the size of the error."""
+    result = report.result(name, check)
+    assert result.outcome == "failed", result.message
+    assert result.message.startswith(f"{check} failed on backend '{name}': ")
+    if check not in NO_ERROR_SIZE:
+        assert ERROR_SIZE.search(result.message), result.message
+    return result
+
+
 @pytest.mark.slow  # the reports fixture runs the affected checks per broken backend
 @pytest.mark.parametrize("name", list(NEW))
 def test_each_new_bug_fails_exactly_its_checks(reports, name):
@@ -429,11 +440,8 @@ def test_each_new_bug_fails_exactly_its_checks(reports, name):
     )
     assert report.exit_code == 1 and not report.load_errors
     for check in must_fail:
-        result = report.result(name, check)
-        assert result.outcome == "failed", result.message  # a wrong value, not a crash
-        assert result.message.startswith(f"{check} failed on backend '{name}': ")
+        result = _failed_on_a_wrong_value(report, name, check)
         if check not in NO_ERROR_SIZE:
-            assert ERROR_SIZE.search(result.message), result.message
             assert result.ratio is not None and result.ratio > 1
 
 
@@ -467,11 +475,8 @@ def test_broken_backend_fails_the_right_checks(reports, name):
     for check in must_pass:
         assert report.result(name, check).outcome == "passed", report.result(name, check).message
     for check in must_fail:
-        result = report.result(name, check)
-        assert result.outcome == "failed", result.message  # a wrong value, not a crash
-        assert result.message.startswith(f"{check} failed on backend '{name}': ")
+        result = _failed_on_a_wrong_value(report, name, check)
         if check not in NO_ERROR_SIZE:
-            assert ERROR_SIZE.search(result.message), result.message
             assert result.error is not None and result.error > 0
             assert result.ratio is not None and result.ratio > 1
 
